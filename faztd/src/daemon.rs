@@ -1,0 +1,187 @@
+//! Starting and stopping an instance: open the store, seed it, decide the
+//! domain, bind, serve until a signal, shut down cleanly.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::domain::{self, DomainDecision};
+use crate::http::catalog::SiteCatalog;
+use crate::http::host::SiteResolver;
+use crate::http::{self as fazt_http, HttpState};
+use crate::seed;
+use crate::store::Store;
+
+/// How long in-flight requests get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What the command line decided.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub data_dir: PathBuf,
+    /// Overrides the stored listen address for this run.
+    pub listen: Option<SocketAddr>,
+    /// Overrides the stored domain for this run.
+    pub domain: Option<String>,
+}
+
+impl DaemonOptions {
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join(fazt_proto::paths::DATABASE_FILE)
+    }
+}
+
+/// Runs an instance until `shutdown` resolves.
+pub async fn run(
+    options: DaemonOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let started = Instant::now();
+    let db_path = options.database_path();
+    let store = Arc::new(Store::open(&db_path)?);
+    if seed::seed_if_new(&store).context("cannot write the welcome and demo sites")? {
+        tracing::info!("new instance: seeded the root and demo sites");
+    }
+
+    let stored_domain = store.setting("domain")?;
+    let decision = {
+        let flag = options.domain.clone();
+        tokio::task::spawn_blocking(move || {
+            domain::detect(flag.as_deref(), stored_domain.as_deref())
+        })
+        .await
+        .context("domain detection failed")?
+    };
+    if let Some(warning) = &decision.warning {
+        tracing::warn!("{warning}");
+    }
+    if decision.store {
+        store.set_setting("domain", &decision.domain)?;
+    }
+
+    let listen = match options.listen {
+        Some(addr) => addr,
+        None => match store.setting("listen")? {
+            Some(stored) => stored.parse().with_context(|| {
+                format!("the stored listen address {stored:?} is not ADDR:PORT")
+            })?,
+            None => SocketAddr::from(([0, 0, 0, 0], fazt_proto::DEFAULT_HTTP_PORT)),
+        },
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
+        let hint = if err.kind() == std::io::ErrorKind::AddrInUse {
+            format!(
+                "; another program uses port {}: stop it, or pick another with --listen 127.0.0.1:PORT",
+                listen.port()
+            )
+        } else if err.kind() == std::io::ErrorKind::PermissionDenied {
+            "; ports below 1024 need privileges: use a port above 1024 or the system service".to_string()
+        } else {
+            String::new()
+        };
+        anyhow::anyhow!("cannot listen on {listen}: {err}{hint}")
+    })?;
+    let bound = listener.local_addr()?;
+
+    let catalog = Arc::new(SiteCatalog::load(store.clone())?);
+    let state = Arc::new(HttpState {
+        catalog: catalog.clone(),
+        resolver: SiteResolver::new(&decision.domain),
+        started,
+    });
+    print_banner(bound, &decision, &catalog.site_names(), &db_path);
+    tracing::info!(
+        listen = %bound,
+        domain = %decision.domain,
+        domain_source = decision.source.as_str(),
+        "faztd {} started",
+        fazt_proto::FAZT_VERSION
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(fazt_http::serve(listener, state, async {
+        let _ = stop_rx.await;
+    }));
+    shutdown.await;
+    tracing::info!("shutting down: letting in-flight requests finish");
+    let _ = stop_tx.send(());
+    if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
+        tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing anyway");
+    }
+    drop(catalog);
+    match Arc::try_unwrap(store) {
+        Ok(store) => drop(store),
+        Err(_) => tracing::warn!("the database is still referenced at shutdown; it closes on exit"),
+    }
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Tells the person at the terminal where their sites are.
+fn print_banner(
+    bound: SocketAddr,
+    decision: &DomainDecision,
+    sites: &[String],
+    db: &std::path::Path,
+) {
+    let port = bound.port();
+    let loopback = if bound.ip().is_unspecified() || bound.ip().is_loopback() {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        bound.ip()
+    };
+    println!(
+        "faztd {} listening on http://{}:{port}",
+        fazt_proto::FAZT_VERSION,
+        loopback
+    );
+    println!(
+        "domain: {} ({}){}",
+        decision.domain,
+        decision.source.as_str(),
+        decision
+            .warning
+            .as_ref()
+            .map(|w| format!(" - warning: {w}"))
+            .unwrap_or_default()
+    );
+    let public_host = |site: &str| -> String {
+        let is_ip = decision.domain.parse::<IpAddr>().is_ok();
+        match (site, is_ip) {
+            ("root", _) => decision.domain.clone(),
+            (name, true) => format!("{name}.{}.nip.io", decision.domain),
+            (name, false) => format!("{name}.{}", decision.domain),
+        }
+    };
+    for site in sites {
+        let local = if site == "root" {
+            "localhost".to_string()
+        } else {
+            format!("{site}.localhost")
+        };
+        let reachable = bound.ip().is_unspecified();
+        if reachable {
+            println!(
+                "  {site:<12} http://{local}:{port}/   http://{}:{port}/",
+                public_host(site)
+            );
+        } else {
+            println!("  {site:<12} http://{local}:{port}/");
+        }
+    }
+    println!("data: {}", db.display());
+}

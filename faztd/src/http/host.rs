@@ -1,0 +1,196 @@
+//! Host-based routing: which site a `Host` header names (DESIGN.md §2).
+
+use std::net::IpAddr;
+
+use crate::domain::portable_ip;
+
+/// The site that serves the bare domain, `localhost` and IP addresses.
+pub const ROOT_SITE: &str = "root";
+
+/// Where a request's host sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostRoute {
+    /// A site by name (it may or may not exist).
+    Site(String),
+    /// A well-formed host that names no site of this instance.
+    Unknown,
+    /// A malformed `Host` header.
+    Malformed,
+}
+
+/// Resolves hosts against the instance's domain.
+#[derive(Debug, Clone)]
+pub struct SiteResolver {
+    domain: String,
+}
+
+impl SiteResolver {
+    pub fn new(domain: &str) -> SiteResolver {
+        SiteResolver {
+            domain: domain.trim_end_matches('.').to_ascii_lowercase(),
+        }
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// Routes a raw `Host` header value (with or without a port).
+    pub fn resolve(&self, raw_host: &str) -> HostRoute {
+        let Some(host) = normalize_host(raw_host) else {
+            return HostRoute::Malformed;
+        };
+        let host = host.as_str();
+        if host.starts_with('[') || host.parse::<IpAddr>().is_ok() {
+            return root();
+        }
+        if host == "localhost" || host == self.domain {
+            return root();
+        }
+        if let Some(name) = host.strip_suffix(".localhost") {
+            return site_label(name);
+        }
+        if let Some(name) = host
+            .strip_suffix(self.domain.as_str())
+            .and_then(|rest| rest.strip_suffix('.'))
+        {
+            return site_label(name);
+        }
+        if let Some(ip) = portable_ip(host) {
+            // `NAME.IP.nip.io` works whatever the configured domain is.
+            let ip = ip.to_string();
+            let prefix = host
+                .strip_suffix(".nip.io")
+                .or_else(|| host.strip_suffix(".sslip.io"))
+                .unwrap_or(host);
+            let prefix = prefix
+                .strip_suffix(ip.as_str())
+                .or_else(|| prefix.strip_suffix(ip.replace('.', "-").as_str()))
+                .unwrap_or(prefix);
+            return match prefix.strip_suffix('.') {
+                Some(name) => site_label(name),
+                None if prefix.is_empty() => root(),
+                None => HostRoute::Unknown,
+            };
+        }
+        HostRoute::Unknown
+    }
+}
+
+fn root() -> HostRoute {
+    HostRoute::Site(ROOT_SITE.to_string())
+}
+
+/// A single DNS label that is a valid site name, else `Unknown`.
+fn site_label(name: &str) -> HostRoute {
+    if is_valid_site_name(name) {
+        HostRoute::Site(name.to_string())
+    } else {
+        HostRoute::Unknown
+    }
+}
+
+/// Site names are DNS labels: 1–63 of `a-z 0-9 -`, not starting or ending with `-`.
+pub fn is_valid_site_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Lower-cases a host, drops the port and a trailing dot, and checks that
+/// what is left could be a hostname or an IP literal.
+fn normalize_host(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    if raw.is_empty() || raw.len() > 255 {
+        return None;
+    }
+    let host = if raw.starts_with('[') {
+        // [v6]:port
+        let end = raw.find(']')?;
+        let (literal, rest) = raw.split_at(end + 1);
+        if !(rest.is_empty() || valid_port(rest.strip_prefix(':')?)) {
+            return None;
+        }
+        literal[1..literal.len() - 1]
+            .parse::<std::net::Ipv6Addr>()
+            .ok()?;
+        return Some(literal.to_ascii_lowercase());
+    } else {
+        match raw.rsplit_once(':') {
+            Some((host, port)) if valid_port(port) => host,
+            Some(_) => return None,
+            None => raw,
+        }
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let valid = !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    valid.then(|| host.to_ascii_lowercase())
+}
+
+fn valid_port(port: &str) -> bool {
+    !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_table() {
+        let r = SiteResolver::new("example.com");
+        let site = |s: &str| HostRoute::Site(s.to_string());
+        let cases: &[(&str, HostRoute)] = &[
+            ("example.com", site("root")),
+            ("EXAMPLE.com:8080", site("root")),
+            ("example.com.", site("root")),
+            ("root.example.com", site("root")),
+            ("blog.example.com", site("blog")),
+            ("blog.example.com:80", site("blog")),
+            ("localhost:8080", site("root")),
+            ("demo.localhost:8080", site("demo")),
+            ("127.0.0.1:8080", site("root")),
+            ("[::1]:8080", site("root")),
+            ("192.168.1.5.nip.io", site("root")),
+            ("demo.192.168.1.5.nip.io:8080", site("demo")),
+            ("demo.192-168-1-5.sslip.io", site("demo")),
+            ("a.b.example.com", HostRoute::Unknown),
+            ("other.org", HostRoute::Unknown),
+            ("-bad.localhost", HostRoute::Unknown),
+            ("", HostRoute::Malformed),
+            ("exa mple.com", HostRoute::Malformed),
+            ("example.com:port", HostRoute::Malformed),
+            ("example.com:123456", HostRoute::Malformed),
+            ("ex/ample.com", HostRoute::Malformed),
+            ("a..b", HostRoute::Malformed),
+            ("[::1", HostRoute::Malformed),
+            ("[zz]:80", HostRoute::Malformed),
+            ("evil\0.com", HostRoute::Malformed),
+        ];
+        for (host, want) in cases {
+            assert_eq!(&r.resolve(host), want, "host {host:?}");
+        }
+        let long = format!("{}.com", "a".repeat(300));
+        assert_eq!(r.resolve(&long), HostRoute::Malformed);
+    }
+
+    #[test]
+    fn site_names() {
+        assert!(is_valid_site_name("demo"));
+        assert!(is_valid_site_name("my-site-2"));
+        assert!(!is_valid_site_name("My"));
+        assert!(!is_valid_site_name("a.b"));
+        assert!(!is_valid_site_name(""));
+        assert!(!is_valid_site_name(&"a".repeat(64)));
+    }
+}

@@ -1,0 +1,159 @@
+//! HTTP serving with warp: one filter takes every request, routes it by
+//! host to a site, and answers from the in-memory [`catalog::SiteCatalog`].
+//!
+//! Request flow: `Host` → [`host::SiteResolver`] → site name → live
+//! [`catalog::ServedSite`] → [`request_path::parse`] → [`static_files::resolve`]
+//! → [`static_files::respond`]. Instance endpoints under `/_fazt/` come first.
+
+pub mod catalog;
+pub mod host;
+pub mod request_path;
+pub mod responses;
+pub mod static_files;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use warp::http::header::{self, HeaderMap, HeaderValue};
+use warp::http::{Method, StatusCode};
+use warp::path::FullPath;
+use warp::reply::Response;
+use warp::Filter;
+
+use catalog::SiteCatalog;
+use host::{HostRoute, SiteResolver};
+use request_path::PathError;
+
+/// The site whose index page answers for unknown hosts, when deployed.
+pub const NOT_FOUND_SITE: &str = "404";
+
+/// What the HTTP handlers share.
+pub struct HttpState {
+    pub catalog: Arc<SiteCatalog>,
+    pub resolver: SiteResolver,
+    pub started: Instant,
+}
+
+/// The whole HTTP surface as one warp filter.
+pub fn routes(
+    state: Arc<HttpState>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and(warp::any().map(move || state.clone()))
+        .then(
+            |method: Method, path: FullPath, headers: HeaderMap, state: Arc<HttpState>| async move {
+                let mut res = handle(&state, &method, path.as_str(), &headers).await;
+                responses::add_security_headers(res.headers_mut());
+                res
+            },
+        )
+}
+
+/// Serves `routes` on `listener` until `shutdown` resolves, then lets
+/// in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<HttpState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes(state))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}
+
+async fn handle(
+    state: &HttpState,
+    method: &Method,
+    raw_path: &str,
+    headers: &HeaderMap,
+) -> Response {
+    let head = *method == Method::HEAD;
+    if !(head || *method == Method::GET) {
+        return method_not_allowed(method);
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let site_name = match state.resolver.resolve(host) {
+        HostRoute::Malformed => {
+            return responses::text(StatusCode::BAD_REQUEST, "malformed Host header\n")
+        }
+        HostRoute::Site(name) => Some(name),
+        HostRoute::Unknown => None,
+    };
+    if let Some(rest) = raw_path.strip_prefix("/_fazt/") {
+        return instance_endpoint(state, rest, site_name.as_deref());
+    }
+    let path = match request_path::parse(raw_path) {
+        Ok(path) => path,
+        Err(PathError::TooLong) => {
+            return responses::text(StatusCode::URI_TOO_LONG, "the request path is too long\n")
+        }
+        Err(PathError::Invalid) => {
+            return responses::text(StatusCode::BAD_REQUEST, "the request path is not valid\n")
+        }
+    };
+    let site = site_name.and_then(|name| state.catalog.site(&name));
+    if let Some(site) = site {
+        if let Some((file, status)) = static_files::resolve(&site, &path) {
+            return static_files::respond(&state.catalog, &site, &file, status, head, headers)
+                .await;
+        }
+    }
+    not_found(state, host, head, headers).await
+}
+
+/// The instance's 404: the `404` site's index page if deployed, else a built-in page.
+async fn not_found(state: &HttpState, host: &str, head: bool, headers: &HeaderMap) -> Response {
+    if let Some(site) = state.catalog.site(NOT_FOUND_SITE) {
+        if let Some(file) = site.file("index.html").cloned() {
+            let status = StatusCode::NOT_FOUND;
+            return static_files::respond(&state.catalog, &site, &file, status, head, headers)
+                .await;
+        }
+    }
+    responses::html(StatusCode::NOT_FOUND, responses::unknown_site_page(host))
+}
+
+fn instance_endpoint(state: &HttpState, rest: &str, site: Option<&str>) -> Response {
+    match rest {
+        "health" => responses::json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "status": "ok",
+                "version": fazt_proto::FAZT_VERSION,
+                "site": site,
+                "uptime_secs": state.started.elapsed().as_secs(),
+            }),
+        ),
+        _ => responses::json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({ "error": "no such Fazt endpoint" }),
+        ),
+    }
+}
+
+fn method_not_allowed(method: &Method) -> Response {
+    let status = if *method == Method::OPTIONS {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::METHOD_NOT_ALLOWED
+    };
+    let mut res = if status == StatusCode::NO_CONTENT {
+        responses::empty(status)
+    } else {
+        responses::text(status, "this method is not allowed here; use GET or HEAD\n")
+    };
+    res.headers_mut().insert(
+        header::ALLOW,
+        HeaderValue::from_static("GET, HEAD, OPTIONS"),
+    );
+    res
+}

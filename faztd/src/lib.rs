@@ -1,0 +1,11 @@
+//! faztd: the Fazt daemon. It owns the database and serves every site.
+//!
+//! See ARCHITECTURE.md at the repository root for the map of modules.
+
+pub mod content;
+pub mod daemon;
+pub mod domain;
+pub mod http;
+pub mod logging;
+pub mod seed;
+pub mod store;

@@ -1,0 +1,95 @@
+//! The records stored in the tables, and how they are encoded.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Hash, StoreError};
+
+/// A site and the version it serves.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SiteRecord {
+    pub name: String,
+    /// The live version id.
+    pub live: u64,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// One deployed version of a site.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VersionRecord {
+    pub id: u64,
+    pub created_at: u64,
+    pub file_count: u64,
+    pub total_bytes: u64,
+    /// Serve `index.html` for unknown paths (single-page apps).
+    #[serde(default)]
+    pub spa: bool,
+}
+
+/// A file of a version: a path bound to a blob.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileRecord {
+    #[serde(with = "hex_hash")]
+    pub hash: Hash,
+    pub content_type: String,
+}
+
+/// What is known of a stored blob.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BlobRecord {
+    pub size: u64,
+    pub chunks: u32,
+    /// The precomputed compressed variants and their sizes.
+    #[serde(default)]
+    pub variants: Vec<(Encoding, u64)>,
+}
+
+/// A file to be committed in a new version.
+#[derive(Debug, Clone)]
+pub struct NewFile {
+    pub path: String,
+    pub hash: Hash,
+    pub content_type: String,
+}
+
+/// A content encoding for which a variant may be stored.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+#[repr(u8)]
+pub enum Encoding {
+    Gzip = 1,
+    Brotli = 2,
+}
+
+impl Encoding {
+    /// The `Content-Encoding` token.
+    pub fn token(self) -> &'static str {
+        match self {
+            Encoding::Gzip => "gzip",
+            Encoding::Brotli => "br",
+        }
+    }
+}
+
+pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(StoreError::Encode)
+}
+
+pub(super) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(StoreError::Decode)
+}
+
+mod hex_hash {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(hash: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(hash))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text.as_bytes(), &mut out).map_err(serde::de::Error::custom)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,33 @@
+//! The redb tables. Values are JSON records (see `records`) so that adding a
+//! field is a `#[serde(default)]`, not a migration; blob bytes are raw.
+
+use redb::TableDefinition;
+
+use super::Hash;
+
+/// Schema version and counters.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub const META_SCHEMA_VERSION: &str = "schema_version";
+pub const META_NEXT_VERSION: &str = "next_version_id";
+
+/// Instance settings: domain, listen address, retention, limits.
+pub const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
+
+/// Site name → `SiteRecord`.
+pub const SITES: TableDefinition<&str, &[u8]> = TableDefinition::new("sites");
+
+/// (site, version id) → `VersionRecord`.
+pub const VERSIONS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("versions");
+
+/// (site, version id, path) → `FileRecord`.
+pub const FILES: TableDefinition<(&str, u64, &str), &[u8]> = TableDefinition::new("files");
+
+/// Blob hash → `BlobRecord`.
+pub const BLOBS: TableDefinition<&Hash, &[u8]> = TableDefinition::new("blobs");
+
+/// (blob hash, chunk index) → chunk bytes.
+pub const BLOB_CHUNKS: TableDefinition<(&Hash, u32), &[u8]> = TableDefinition::new("blob_chunks");
+
+/// (blob hash, encoding) → compressed bytes of the whole blob.
+pub const BLOB_VARIANTS: TableDefinition<(&Hash, u8), &[u8]> =
+    TableDefinition::new("blob_variants");
