@@ -1,1 +1,37 @@
-//! helpers
+//! Helpers for end-to-end tests: find and run the real binaries, and talk
+//! HTTP to them with a deliberately dumb client that sends bytes exactly as
+//! written (so tests can send malformed hosts and hostile paths that a real
+//! HTTP library would refuse or normalise away).
+
+pub mod daemon;
+pub mod http;
+
+use std::path::PathBuf;
+
+/// The directory holding the workspace's built binaries (`target/debug`).
+///
+/// `FAZT_BIN_DIR` overrides it (CI builds once and points every test at
+/// the same binaries).
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FAZT_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    // Test executables live in target/<profile>/deps/.
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe.parent().expect("deps dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// The path of a workspace binary, failing with a hint if it is not built.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace` first (or use scripts/test.sh)",
+        path.display()
+    );
+    path
+}

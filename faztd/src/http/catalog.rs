@@ -112,11 +112,13 @@ impl SiteCatalog {
             None => {
                 sites.remove(name);
             }
-            Some((site, version, files)) => {
+            Some(live) => {
+                let (site, version) = (live.site, live.version);
                 let modified = UNIX_EPOCH + Duration::from_secs(version.created_at);
-                let files = files
+                let files = live
+                    .files
                     .into_iter()
-                    .map(|(path, file, blob)| {
+                    .map(|crate::store::LiveFile { path, file, blob }| {
                         let tag = hex::encode(&file.hash[..12]);
                         let etag = |suffix: &str| {
                             HeaderValue::from_str(&format!("\"{tag}{suffix}\"")).expect("hex etag")

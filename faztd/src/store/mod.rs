@@ -14,7 +14,9 @@ mod records;
 mod tables;
 
 pub use error::StoreError;
-pub use records::{BlobRecord, Encoding, FileRecord, NewFile, SiteRecord, VersionRecord};
+pub use records::{
+    BlobRecord, Encoding, FileRecord, LiveFile, LiveVersion, NewFile, SiteRecord, VersionRecord,
+};
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -158,16 +160,7 @@ impl Store {
     }
 
     /// The live version of `name` and its files, read in one consistent snapshot.
-    pub fn live_version(
-        &self,
-        name: &str,
-    ) -> Result<
-        Option<(
-            SiteRecord,
-            VersionRecord,
-            Vec<(String, FileRecord, BlobRecord)>,
-        )>,
-    > {
+    pub fn live_version(&self, name: &str) -> Result<Option<LiveVersion>> {
         let txn = self.db.begin_read()?;
         let sites = txn.open_table(SITES)?;
         let Some(site) = sites.get(name)? else {
@@ -196,9 +189,17 @@ impl Store {
                 ))
             })?;
             let blob: BlobRecord = records::decode(blob.value())?;
-            out.push((key.value().2.to_string(), file, blob));
+            out.push(LiveFile {
+                path: key.value().2.to_string(),
+                file,
+                blob,
+            });
         }
-        Ok(Some((site, version, out)))
+        Ok(Some(LiveVersion {
+            site,
+            version,
+            files: out,
+        }))
     }
 
     /// Stores `data` as a blob (with its compressed variants) unless present.

@@ -44,6 +44,21 @@ pub struct BlobRecord {
     pub variants: Vec<(Encoding, u64)>,
 }
 
+/// A site's live version with every file and its blob, as the server needs it.
+#[derive(Debug, Clone)]
+pub struct LiveVersion {
+    pub site: SiteRecord,
+    pub version: VersionRecord,
+    pub files: Vec<LiveFile>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LiveFile {
+    pub path: String,
+    pub file: FileRecord,
+    pub blob: BlobRecord,
+}
+
 /// A file to be committed in a new version.
 #[derive(Debug, Clone)]
 pub struct NewFile {

@@ -24,12 +24,12 @@ fn commit_and_read_back() {
         file(&store, "a/b.txt", b"bee"),
     ];
     let v = store.commit_version("site", &files, true).unwrap();
-    let (site, version, listed) = store.live_version("site").unwrap().unwrap();
-    assert_eq!(site.live, v);
-    assert!(version.spa);
-    assert_eq!(version.file_count, 2);
-    assert_eq!(version.total_bytes, 11 + 3);
-    let paths: Vec<_> = listed.iter().map(|(p, _, _)| p.as_str()).collect();
+    let live = store.live_version("site").unwrap().unwrap();
+    assert_eq!(live.site.live, v);
+    assert!(live.version.spa);
+    assert_eq!(live.version.file_count, 2);
+    assert_eq!(live.version.total_bytes, 11 + 3);
+    let paths: Vec<_> = live.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(paths, ["a/b.txt", "index.html"]);
     assert_eq!(
         store.read_blob(&files[1].hash).unwrap().unwrap(),

@@ -1,0 +1,146 @@
+//! The real faztd binary: first start, restart, refusals, and shutdown.
+
+use std::process::Command;
+
+use fazt_e2e::daemon::{libc_sig, Faztd};
+use fazt_e2e::{bin, http};
+
+#[test]
+fn first_start_seeds_root_and_demo_and_serves_them() {
+    let daemon = Faztd::start();
+    let banner = daemon.banner.join("\n");
+    assert!(banner.contains("demo.localhost"), "{banner}");
+    assert!(
+        banner.contains("(detected)"),
+        "a fresh instance detects its domain: {banner}"
+    );
+
+    let root = http::get(daemon.addr, "localhost", "/", &[]);
+    assert_eq!(root.status, 200);
+    assert!(root.text().contains("Fazt is running"), "{}", root.text());
+
+    let demo = http::get(
+        daemon.addr,
+        &format!("demo.localhost:{}", daemon.addr.port()),
+        "/",
+        &[],
+    );
+    assert_eq!(demo.status, 200);
+    assert!(demo.text().contains("Fazt demo"));
+    let about = http::get(daemon.addr, "demo.localhost", "/about", &[]);
+    assert!(about.text().contains("<h1>About</h1>"));
+    let css = http::get(daemon.addr, "demo.localhost", "/assets/style.css", &[]);
+    assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+    let missing = http::get(daemon.addr, "demo.localhost", "/nope", &[]);
+    assert_eq!(missing.status, 404);
+    assert!(missing.text().contains("own <code>404.html</code>"));
+    let unknown = http::get(daemon.addr, "nosuch.localhost", "/", &[]);
+    assert_eq!(unknown.status, 404);
+    let health = http::get(daemon.addr, "localhost", "/_fazt/health", &[]);
+    let json: serde_json::Value = serde_json::from_slice(&health.body).unwrap();
+    assert_eq!(json["status"], "ok");
+}
+
+#[test]
+fn restart_keeps_the_data_and_uses_the_stored_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Faztd::start_in(dir.path(), &[]).unwrap();
+    let etag = http::get(first.addr, "demo.localhost", "/", &[])
+        .header("etag")
+        .unwrap()
+        .to_string();
+    drop(first);
+    let second = Faztd::start_in(dir.path(), &[]).unwrap();
+    let banner = second.banner.join("\n");
+    assert!(banner.contains("(stored)"), "{banner}");
+    let res = http::get(second.addr, "demo.localhost", "/", &[]);
+    assert_eq!(res.status, 200);
+    assert_eq!(
+        res.header("etag"),
+        Some(etag.as_str()),
+        "same content after restart"
+    );
+}
+
+#[test]
+fn the_domain_flag_wins_for_this_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Faztd::start_in(dir.path(), &["--domain", "fazt.example"]).unwrap();
+    assert!(daemon.banner.join("\n").contains("fazt.example (flag)"));
+    let res = http::get(daemon.addr, "demo.fazt.example", "/about", &[]);
+    assert_eq!(res.status, 200);
+    let res = http::get(daemon.addr, "fazt.example", "/", &[]);
+    assert!(res.text().contains("Fazt is running"));
+}
+
+#[test]
+fn a_second_daemon_on_the_same_data_refuses_clearly() {
+    let first = Faztd::start();
+    let err = Faztd::start_in(&first.data_dir, &[])
+        .err()
+        .expect("second faztd must not start");
+    assert!(err.contains("already open in another process"), "{err}");
+    assert!(err.contains("another faztd"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // The first one keeps serving.
+    assert_eq!(http::get(first.addr, "localhost", "/", &[]).status, 200);
+}
+
+#[test]
+fn a_corrupt_database_is_a_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("data.redb"),
+        b"this is not a redb file at all".repeat(1000),
+    )
+    .unwrap();
+    let out = Command::new(bin("faztd"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error:"), "{stderr}");
+    assert!(stderr.contains("data.redb"), "names the file: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_taken_port_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin("faztd"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--listen", &addr])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--listen"), "says what to do: {stderr}");
+}
+
+#[test]
+fn sigterm_and_sigint_shut_down_cleanly() {
+    for signal in [libc_sig::SIGTERM, libc_sig::SIGINT] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = Faztd::start_in(dir.path(), &[]).unwrap();
+        assert_eq!(http::get(daemon.addr, "localhost", "/", &[]).status, 200);
+        let (status, stderr) = daemon.stop_with(signal);
+        assert!(status.success(), "signal {signal}: {status:?} {stderr}");
+        assert!(stderr.contains("stopped cleanly"), "{stderr}");
+        // The database closed cleanly: it reopens at once.
+        let again = Faztd::start_in(dir.path(), &[]).unwrap();
+        assert_eq!(
+            http::get(again.addr, "demo.localhost", "/", &[]).status,
+            200
+        );
+    }
+}
