@@ -8,7 +8,7 @@ use crate::store::Encoding;
 /// Variants are only computed for blobs in this size range: tiny files do
 /// not gain, and huge ones are usually already-compressed media.
 const MIN_COMPRESS: usize = 256;
-const MAX_COMPRESS: usize = 16 * 1024 * 1024;
+pub const MAX_COMPRESS: usize = 16 * 1024 * 1024;
 
 /// The `Content-Type` of a path, with `charset=utf-8` for text.
 pub fn content_type_for(path: &str) -> String {

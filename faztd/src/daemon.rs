@@ -3,16 +3,18 @@
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::control::{self, deploy::DeploySessions};
 use crate::domain::{self, DomainDecision};
 use crate::http::catalog::SiteCatalog;
 use crate::http::host::SiteResolver;
 use crate::http::{self as fazt_http, HttpState};
+use crate::instance::Instance;
 use crate::seed;
 use crate::store::Store;
 
@@ -27,6 +29,8 @@ pub struct DaemonOptions {
     pub listen: Option<SocketAddr>,
     /// Overrides the stored domain for this run.
     pub domain: Option<String>,
+    /// The control socket.
+    pub socket: PathBuf,
 }
 
 impl DaemonOptions {
@@ -56,6 +60,7 @@ pub async fn run(
         .await
         .context("domain detection failed")?
     };
+    let control_listener = control::bind(&options.socket)?;
     if let Some(warning) = &decision.warning {
         tracing::warn!("{warning}");
     }
@@ -93,7 +98,31 @@ pub async fn run(
         resolver: SiteResolver::new(&decision.domain),
         started,
     });
-    print_banner(bound, &decision, &catalog.site_names(), &db_path);
+    let instance = Arc::new(Instance {
+        store: store.clone(),
+        catalog: catalog.clone(),
+        domain: decision.clone(),
+        listen: bound,
+        socket_path: options.socket.clone(),
+        started,
+        deploys: DeploySessions::default(),
+        write_lock: tokio::sync::Mutex::new(()),
+    });
+    // Leftovers of deploys interrupted by a crash or a killed client.
+    instance
+        .blocking(|i| {
+            control::deploy::collect_garbage(i);
+            Ok(())
+        })
+        .await?;
+    let control_task = tokio::spawn(control::serve(control_listener, instance.clone()));
+    print_banner(
+        bound,
+        &decision,
+        &catalog.site_names(),
+        &db_path,
+        &options.socket,
+    );
     tracing::info!(
         listen = %bound,
         domain = %decision.domain,
@@ -112,6 +141,10 @@ pub async fn run(
     if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
         tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing anyway");
     }
+    control_task.abort();
+    let _ = control_task.await;
+    let _ = std::fs::remove_file(&options.socket);
+    drop(instance);
     drop(catalog);
     match Arc::try_unwrap(store) {
         Ok(store) => drop(store),
@@ -136,7 +169,8 @@ fn print_banner(
     bound: SocketAddr,
     decision: &DomainDecision,
     sites: &[String],
-    db: &std::path::Path,
+    db: &Path,
+    socket: &Path,
 ) {
     let port = bound.port();
     let loopback = if bound.ip().is_unspecified() || bound.ip().is_loopback() {
@@ -183,5 +217,6 @@ fn print_banner(
             println!("  {site:<12} http://{local}:{port}/");
         }
     }
+    println!("control socket: {}", socket.display());
     println!("data: {}", db.display());
 }

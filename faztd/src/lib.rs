@@ -3,9 +3,12 @@
 //! See ARCHITECTURE.md at the repository root for the map of modules.
 
 pub mod content;
+pub mod control;
 pub mod daemon;
 pub mod domain;
 pub mod http;
+pub mod instance;
 pub mod logging;
 pub mod seed;
+pub mod settings;
 pub mod store;

@@ -20,6 +20,10 @@ struct Cli {
     #[arg(long, env = "FAZT_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
+    /// The control socket faztctl talks to [default: $XDG_RUNTIME_DIR/fazt/faztd.sock]
+    #[arg(long, env = "FAZT_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+
     /// Address and port to serve HTTP on, for this run [default: stored, else 0.0.0.0:8080]
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<SocketAddr>,
@@ -39,7 +43,12 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     };
+    let Some(socket) = cli.socket.or_else(fazt_proto::paths::default_socket_path) else {
+        eprintln!("error: cannot find a place for the control socket: set XDG_RUNTIME_DIR or pass --socket");
+        return ExitCode::from(2);
+    };
     let options = DaemonOptions {
+        socket,
         data_dir,
         listen: cli.listen,
         domain: cli.domain,

@@ -118,6 +118,7 @@ impl SiteCatalog {
                 let files = live
                     .files
                     .into_iter()
+                    .filter(|f| f.path != crate::control::deploy::SITE_CONFIG_FILE)
                     .map(|crate::store::LiveFile { path, file, blob }| {
                         let tag = hex::encode(&file.hash[..12]);
                         let etag = |suffix: &str| {

@@ -90,16 +90,7 @@ fn site_label(name: &str) -> HostRoute {
     }
 }
 
-/// Site names are DNS labels: 1–63 of `a-z 0-9 -`, not starting or ending with `-`.
-pub fn is_valid_site_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
+pub use fazt_proto::is_valid_site_name;
 
 /// Lower-cases a host, drops the port and a trailing dot, and checks that
 /// what is left could be a hostname or an IP literal.
@@ -182,15 +173,5 @@ mod tests {
         }
         let long = format!("{}.com", "a".repeat(300));
         assert_eq!(r.resolve(&long), HostRoute::Malformed);
-    }
-
-    #[test]
-    fn site_names() {
-        assert!(is_valid_site_name("demo"));
-        assert!(is_valid_site_name("my-site-2"));
-        assert!(!is_valid_site_name("My"));
-        assert!(!is_valid_site_name("a.b"));
-        assert!(!is_valid_site_name(""));
-        assert!(!is_valid_site_name(&"a".repeat(64)));
     }
 }

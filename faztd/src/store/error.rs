@@ -25,6 +25,10 @@ pub enum StoreError {
     SchemaTooNew { found: u64, supported: u64 },
     #[error("file {path} references blob {hash}, which was never uploaded")]
     MissingBlob { path: String, hash: String },
+    #[error("there is no site named {0}")]
+    NoSuchSite(String),
+    #[error("site {site} has no version {version}")]
+    NoSuchVersion { site: String, version: u64 },
     #[error("the database is inconsistent: {0}")]
     Inconsistent(String),
     #[error("cannot encode a record: {0}")]

@@ -1,4 +1,6 @@
 use super::*;
+use crate::content;
+use redb::{ReadableDatabase, ReadableTableMetadata};
 
 fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,117 @@
+//! `faztctl status`: this faztctl, and the daemon it talks to.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use comfy_table::Color;
+use serde_json::json;
+
+use crate::client::{self, ConnectError};
+use crate::output::{self, colored};
+
+pub async fn run(socket: &Path, json: bool) -> Result<ExitCode> {
+    let me = json!({
+        "version": fazt_proto::FAZT_VERSION,
+        "commit": fazt_proto::FAZT_COMMIT,
+        "protocol": fazt_proto::PROTOCOL_VERSION,
+    });
+    let daemon = match client::connect(socket).await {
+        Ok(daemon) => daemon,
+        Err(err) => {
+            let running = !matches!(err, ConnectError::NotRunning(_));
+            if json {
+                output::print_json(&json!({
+                    "faztctl": me,
+                    "daemon": null,
+                    "error": err.to_string(),
+                    "socket": socket.display().to_string(),
+                    "reachable": running,
+                }))?;
+            } else {
+                println!(
+                    "faztctl {} ({}), protocol {}",
+                    fazt_proto::FAZT_VERSION,
+                    fazt_proto::FAZT_COMMIT,
+                    fazt_proto::PROTOCOL_VERSION
+                );
+                eprintln!("error: {err}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let status = client::answer(daemon.client.status(client::quick()).await)?;
+    if json {
+        output::print_json(&json!({ "faztctl": me, "daemon": status }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = output::table(&["", "version", "commit", "details"]);
+    table.add_row(vec![
+        comfy_table::Cell::new("faztctl"),
+        comfy_table::Cell::new(fazt_proto::FAZT_VERSION),
+        comfy_table::Cell::new(fazt_proto::FAZT_COMMIT),
+        comfy_table::Cell::new(format!("protocol {}", fazt_proto::PROTOCOL_VERSION)),
+    ]);
+    let health = if status.health == "ok" {
+        colored("healthy", Color::Green)
+    } else {
+        colored(&status.health, Color::Red)
+    };
+    table.add_row(vec![
+        comfy_table::Cell::new("faztd"),
+        comfy_table::Cell::new(&status.version),
+        comfy_table::Cell::new(&status.commit),
+        health,
+    ]);
+    println!("{table}");
+    println!();
+    let mut rows = output::table(&["daemon", ""]);
+    let domain = match &status.domain_warning {
+        Some(_) => colored(
+            format!("{} ({})", status.domain, status.domain_source),
+            Color::Yellow,
+        ),
+        None => comfy_table::Cell::new(format!("{} ({})", status.domain, status.domain_source)),
+    };
+    rows.add_row(vec![
+        comfy_table::Cell::new("pid"),
+        comfy_table::Cell::new(status.pid),
+    ]);
+    rows.add_row(vec![
+        comfy_table::Cell::new("uptime"),
+        comfy_table::Cell::new(output::duration(status.uptime_secs)),
+    ]);
+    rows.add_row(vec![comfy_table::Cell::new("domain"), domain]);
+    rows.add_row(vec![
+        comfy_table::Cell::new("listen"),
+        comfy_table::Cell::new(&status.listen),
+    ]);
+    rows.add_row(vec![
+        comfy_table::Cell::new("sites"),
+        comfy_table::Cell::new(status.sites),
+    ]);
+    rows.add_row(vec![
+        comfy_table::Cell::new("data"),
+        comfy_table::Cell::new(format!(
+            "{} ({})",
+            status.data_path,
+            output::bytes(status.data_bytes)
+        )),
+    ]);
+    rows.add_row(vec![
+        comfy_table::Cell::new("socket"),
+        comfy_table::Cell::new(&status.socket_path),
+    ]);
+    println!("{rows}");
+    if let Some(warning) = &status.domain_warning {
+        eprintln!("warning: {warning}");
+    }
+    if status.version != fazt_proto::FAZT_VERSION {
+        eprintln!(
+            "note: faztctl is {} but faztd is {}; reinstall the older one so both match",
+            fazt_proto::FAZT_VERSION,
+            status.version
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,64 @@
+//! Output for people and for scripts: tables that use colour and box
+//! drawing on a terminal and plain columns on a pipe, and JSON.
+
+use std::io::IsTerminal;
+
+use comfy_table::{presets, Attribute, Cell, Color, ContentArrangement, Table};
+use serde::Serialize;
+
+/// Whether stdout is a terminal that wants colour (`NO_COLOR` turns it off).
+pub fn fancy() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// A table with a header row, styled for where it is going.
+pub fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    if fancy() {
+        table
+            .load_preset(presets::UTF8_HORIZONTAL_ONLY)
+            .set_content_arrangement(ContentArrangement::Dynamic);
+        table.set_header(
+            header
+                .iter()
+                .map(|h| Cell::new(h).add_attribute(Attribute::Bold)),
+        );
+    } else {
+        table.load_preset(presets::NOTHING).force_no_tty();
+        table.set_header(header.iter().map(Cell::new));
+    }
+    table
+}
+
+/// A cell in a colour (plain on a pipe).
+pub fn colored(text: impl ToString, color: Color) -> Cell {
+    Cell::new(text.to_string()).fg(color)
+}
+
+pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub fn bytes(n: u64) -> String {
+    humansize::format_size(n, humansize::BINARY)
+}
+
+/// "3 min ago"-style age of a unix timestamp.
+pub fn ago(unix_secs: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    duration(now.saturating_sub(unix_secs)) + " ago"
+}
+
+/// A short human duration: `42s`, `5m`, `3h 2m`, `4d 1h`.
+pub fn duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}

@@ -1,0 +1,96 @@
+//! The control plane: a tarpc service on a Unix socket that only its owner
+//! can reach (0600, in a 0700 directory when faztd creates it).
+//!
+//! Every connection gets its own [`service::ControlConnection`], which must
+//! be greeted with `hello` before anything else, and which cancels the
+//! deploys it started if the client goes away.
+
+pub mod deploy;
+mod errors;
+pub mod service;
+mod sites;
+mod status;
+
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use futures_util::StreamExt;
+use tarpc::server::{BaseChannel, Channel};
+use tarpc::tokio_serde::formats::Bincode;
+use tarpc::tokio_util::codec::length_delimited::LengthDelimitedCodec;
+use tokio::net::UnixListener;
+
+use crate::instance::Instance;
+use fazt_proto::Control;
+use service::ControlConnection;
+
+/// Binds the control socket at `path`: removes a stale socket left by a
+/// crash, but refuses if a live faztd answers on it.
+pub fn bind(path: &Path) -> Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("cannot create the socket directory {}", dir.display()))?;
+        }
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => {
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                bail!(
+                    "{} exists and is not a socket: move it away, or pass --socket",
+                    path.display()
+                );
+            }
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => bail!(
+                    "another faztd is already running and listening on {} (stop it first, or pass --socket)",
+                    path.display()
+                ),
+                Err(_) => {
+                    tracing::info!(socket = %path.display(), "removing a stale control socket left by an earlier run");
+                    std::fs::remove_file(path)
+                        .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
+                }
+            }
+        }
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err).with_context(|| format!("cannot inspect {}", path.display())),
+    }
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on the control socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict the control socket {}", path.display()))?;
+    Ok(listener)
+}
+
+/// Accepts control connections until the listener is dropped.
+pub async fn serve(listener: UnixListener, instance: Arc<Instance>) {
+    let mut codec = LengthDelimitedCodec::builder();
+    codec.max_frame_length(fazt_proto::MAX_FRAME_BYTES);
+    loop {
+        let conn = match listener.accept().await {
+            Ok((conn, _)) => conn,
+            Err(err) => {
+                tracing::warn!(error = %err, "control socket accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let transport = tarpc::serde_transport::new(codec.new_framed(conn), Bincode::default());
+        let connection = ControlConnection::new(instance.clone());
+        tokio::spawn(
+            BaseChannel::with_defaults(transport)
+                .execute(connection.serve())
+                .for_each(|response| async move {
+                    tokio::spawn(response);
+                }),
+        );
+    }
+}

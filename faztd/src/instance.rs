@@ -1,0 +1,54 @@
+//! The running instance: what the HTTP server and the control service share.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::control::deploy::DeploySessions;
+use crate::domain::DomainDecision;
+use crate::http::catalog::SiteCatalog;
+use crate::store::Store;
+
+pub struct Instance {
+    pub store: Arc<Store>,
+    pub catalog: Arc<SiteCatalog>,
+    pub domain: DomainDecision,
+    pub listen: SocketAddr,
+    pub socket_path: PathBuf,
+    pub started: Instant,
+    pub deploys: DeploySessions,
+    /// Serialises what changes which versions are live or referenced:
+    /// commits, rollbacks, removals and garbage collection.
+    pub write_lock: tokio::sync::Mutex<()>,
+}
+
+impl Instance {
+    /// The public URL of a site: `NAME.DOMAIN`, or `NAME.IP.nip.io` when the
+    /// domain is an IP address (so it works without DNS set-up).
+    pub fn site_url(&self, site: &str) -> String {
+        let port = match self.listen.port() {
+            80 => String::new(),
+            p => format!(":{p}"),
+        };
+        let domain = &self.domain.domain;
+        let host = match (site, domain.parse::<IpAddr>().is_ok()) {
+            ("root", _) => domain.clone(),
+            (name, true) => format!("{name}.{domain}.nip.io"),
+            (name, false) => format!("{name}.{domain}"),
+        };
+        format!("http://{host}{port}/")
+    }
+
+    /// Runs blocking store work off the async reactor.
+    pub async fn blocking<T, F>(self: &Arc<Self>, work: F) -> Result<T, fazt_proto::RpcError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Instance) -> Result<T, fazt_proto::RpcError> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || work(&this))
+            .await
+            .map_err(|e| fazt_proto::RpcError::Failed(format!("internal task failed: {e}")))?
+    }
+}

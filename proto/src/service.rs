@@ -1,0 +1,200 @@
+//! The control service between faztctl and faztd, and its wire types.
+//!
+//! Compatibility rule: `hello` is the first method of the service and its
+//! argument and reply types never change, so a peer of any version can
+//! always complete the handshake and be told, in words, what to upgrade.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The handshake a client sends first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hello {
+    /// The program speaking, e.g. `faztctl`.
+    pub program: String,
+    pub version: String,
+    pub protocol: u32,
+}
+
+/// The daemon's answer to the handshake.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Welcome {
+    pub version: String,
+    pub commit: String,
+    pub protocol: u32,
+}
+
+/// The message for a protocol mismatch, naming both sides and what to do.
+pub fn mismatch_message(client: &Hello, daemon_version: &str, daemon_protocol: u32) -> String {
+    let fix = if client.protocol > daemon_protocol {
+        "upgrade faztd"
+    } else {
+        "upgrade faztctl"
+    };
+    format!(
+        "{} {} speaks protocol {}, faztd {} speaks {}: {fix}",
+        client.program, client.version, client.protocol, daemon_version, daemon_protocol
+    )
+}
+
+/// Errors the daemon reports, worded for the person at the terminal.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+pub enum RpcError {
+    #[error("{0}")]
+    ProtocolMismatch(String),
+    #[error("the connection must start with a handshake (hello)")]
+    NoHandshake,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A BLAKE3 digest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BlobHash(pub [u8; 32]);
+
+impl fmt::Display for BlobHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in &self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for BlobHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BlobHash({self})")
+    }
+}
+
+/// Everything `faztctl status` shows about the local daemon.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    pub version: String,
+    pub commit: String,
+    pub protocol: u32,
+    pub pid: u32,
+    pub uptime_secs: u64,
+    pub data_path: String,
+    pub data_bytes: u64,
+    pub socket_path: String,
+    pub domain: String,
+    /// `flag`, `stored` or `detected`.
+    pub domain_source: String,
+    pub domain_warning: Option<String>,
+    pub listen: String,
+    pub sites: u64,
+    pub health: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteInfo {
+    pub name: String,
+    pub live_version: u64,
+    pub versions: u64,
+    pub files: u64,
+    pub bytes: u64,
+    pub updated_at: u64,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub id: u64,
+    pub created_at: u64,
+    pub files: u64,
+    pub bytes: u64,
+    pub live: bool,
+}
+
+/// One file of a deploy: where it goes and what it is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    pub path: String,
+    pub hash: BlobHash,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployManifest {
+    pub site: String,
+    pub files: Vec<ManifestEntry>,
+}
+
+/// The daemon's answer to a manifest: which blobs it lacks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployPlan {
+    pub deploy_id: u64,
+    pub missing: Vec<BlobHash>,
+    pub missing_bytes: u64,
+}
+
+/// Part of a blob being uploaded: `data` starts at `offset` and is at most
+/// [`crate::UPLOAD_CHUNK_BYTES`] long. Chunks of a blob arrive in order.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Chunk {
+    pub hash: BlobHash,
+    pub offset: u64,
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+impl fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Chunk")
+            .field("hash", &self.hash)
+            .field("offset", &self.offset)
+            .field("len", &self.data.len())
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployOutcome {
+    pub site: String,
+    pub version: u64,
+    pub files: u64,
+    pub total_bytes: u64,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RollbackOutcome {
+    pub site: String,
+    pub from: u64,
+    pub to: u64,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfigEntry {
+    pub key: String,
+    pub value: String,
+    pub default: bool,
+    pub help: String,
+}
+
+#[tarpc::service]
+pub trait Control {
+    /// The handshake. Must stay first, with these types, forever.
+    async fn hello(hello: Hello) -> Result<Welcome, RpcError>;
+    async fn status() -> Result<DaemonStatus, RpcError>;
+    async fn sites() -> Result<Vec<SiteInfo>, RpcError>;
+    async fn remove_site(name: String) -> Result<(), RpcError>;
+    async fn history(site: String) -> Result<Vec<VersionInfo>, RpcError>;
+    /// Makes `version` (default: the one before the live one) live.
+    async fn rollback(site: String, version: Option<u64>) -> Result<RollbackOutcome, RpcError>;
+    async fn begin_deploy(manifest: DeployManifest) -> Result<DeployPlan, RpcError>;
+    /// Stores chunks of missing blobs; returns the bytes received so far in this deploy.
+    async fn upload(deploy_id: u64, chunks: Vec<Chunk>) -> Result<u64, RpcError>;
+    async fn commit_deploy(deploy_id: u64) -> Result<DeployOutcome, RpcError>;
+    async fn config_get() -> Result<Vec<ConfigEntry>, RpcError>;
+    async fn config_set(key: String, value: String) -> Result<ConfigEntry, RpcError>;
+}
