@@ -97,6 +97,38 @@ impl Faztd {
         ))
     }
 
+    /// The control socket (under the data dir's `run/`, our XDG_RUNTIME_DIR).
+    pub fn socket(&self) -> PathBuf {
+        socket_for(&self.data_dir)
+    }
+
+    /// Runs faztctl against this daemon.
+    pub fn ctl(&self, args: &[&str]) -> CtlOutput {
+        faztctl(&self.socket(), args)
+    }
+
+    /// Stops the daemon abruptly, as a crash or the OOM killer would.
+    pub fn kill_hard(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Whether the process is still alive.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Peak resident memory of the daemon so far, in KiB (Linux `VmHWM`).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
@@ -139,6 +171,48 @@ impl Drop for Faztd {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Where a daemon started by [`Faztd::start_in`] puts its control socket.
+pub fn socket_for(data_dir: &Path) -> PathBuf {
+    data_dir.join("run/fazt/faztd.sock")
+}
+
+/// What a faztctl run printed, and how it exited.
+#[derive(Debug)]
+pub struct CtlOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CtlOutput {
+    /// Panics with everything faztctl said unless it exited 0.
+    pub fn ok(self) -> CtlOutput {
+        assert_eq!(self.code, Some(0), "faztctl failed:\n{}\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// Runs faztctl with `--socket socket` and `args`.
+pub fn faztctl(socket: &Path, args: &[&str]) -> CtlOutput {
+    let out = Command::new(bin("faztctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run faztctl");
+    CtlOutput {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! written (so tests can send malformed hosts and hostile paths that a real
 //! HTTP library would refuse or normalise away).
 
+pub mod control;
 pub mod daemon;
 pub mod http;
 
