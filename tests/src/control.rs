@@ -12,7 +12,9 @@ use tarpc::tokio_util::codec::length_delimited::LengthDelimitedCodec;
 pub async fn connect(socket: &Path) -> ControlClient {
     let mut codec = LengthDelimitedCodec::builder();
     codec.max_frame_length(fazt_proto::MAX_FRAME_BYTES);
-    let stream = tokio::net::UnixStream::connect(socket).await.expect("connect to faztd");
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .expect("connect to faztd");
     let transport = tarpc::serde_transport::new(codec.new_framed(stream), Bincode::default());
     ControlClient::new(tarpc::client::Config::default(), transport).spawn()
 }

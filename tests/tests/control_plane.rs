@@ -31,7 +31,11 @@ fn the_control_socket_is_private() {
     let socket = d.socket();
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "socket mode {mode:o}");
-    let dir_mode = std::fs::metadata(socket.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+    let dir_mode = std::fs::metadata(socket.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(dir_mode, 0o700, "socket directory mode {dir_mode:o}");
 }
 
@@ -53,35 +57,82 @@ fn deploy_serves_the_files_and_redeploy_uploads_only_changes() {
     ]);
     std::os::unix::fs::symlink("/etc/passwd", site.path().join("passwd.txt")).unwrap();
 
-    let out = d.ctl(&["deploy", site.path().to_str().unwrap(), "--site", "blog", "--json"]).ok();
+    let out = d
+        .ctl(&[
+            "deploy",
+            site.path().to_str().unwrap(),
+            "--site",
+            "blog",
+            "--json",
+        ])
+        .ok();
     let first = out.json();
     assert_eq!(first["site"], "blog");
     assert_eq!(first["files"], 4, "{first}");
     assert_eq!(first["uploaded_blobs"], 4);
     assert!(first["url"].as_str().unwrap().contains("blog."), "{first}");
-    assert!(out.stderr.contains("passwd.txt (a symlink)"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("passwd.txt (a symlink)"),
+        "{}",
+        out.stderr
+    );
 
     assert_eq!(served(&d, "blog", "/").body, b"<h1>v1</h1>");
     assert_eq!(served(&d, "blog", "/about").body, b"about");
-    assert_eq!(served(&d, "blog", "/.well-known/security.txt").body, b"Contact: me");
-    for hidden in ["/secret.txt", "/build/out.js", "/design.psd", "/.env", "/node_modules/x/index.js", "/passwd.txt", "/.gitignore"] {
-        assert_eq!(served(&d, "blog", hidden).status, 404, "{hidden} must not be deployed");
+    assert_eq!(
+        served(&d, "blog", "/.well-known/security.txt").body,
+        b"Contact: me"
+    );
+    for hidden in [
+        "/secret.txt",
+        "/build/out.js",
+        "/design.psd",
+        "/.env",
+        "/node_modules/x/index.js",
+        "/passwd.txt",
+        "/.gitignore",
+    ] {
+        assert_eq!(
+            served(&d, "blog", hidden).status,
+            404,
+            "{hidden} must not be deployed"
+        );
     }
 
     // Same content again: nothing to upload, a new version all the same.
-    let again = d.ctl(&["deploy", site.path().to_str().unwrap(), "--site", "blog", "--json"]).ok().json();
+    let again = d
+        .ctl(&[
+            "deploy",
+            site.path().to_str().unwrap(),
+            "--site",
+            "blog",
+            "--json",
+        ])
+        .ok()
+        .json();
     assert_eq!(again["uploaded_blobs"], 0);
     assert!(again["version"].as_u64() > first["version"].as_u64());
 
     // One changed file: one blob uploaded.
     write(site.path(), "index.html", b"<h1>v2</h1>");
-    let third = d.ctl(&["deploy", site.path().to_str().unwrap(), "--site", "blog", "--json"]).ok().json();
+    let third = d
+        .ctl(&[
+            "deploy",
+            site.path().to_str().unwrap(),
+            "--site",
+            "blog",
+            "--json",
+        ])
+        .ok()
+        .json();
     assert_eq!(third["uploaded_blobs"], 1);
     assert_eq!(third["uploaded_bytes"], 11);
     assert_eq!(served(&d, "blog", "/").body, b"<h1>v2</h1>");
 
     // The human report names the site, the version and the URL.
-    let human = d.ctl(&["deploy", site.path().to_str().unwrap(), "--site", "blog"]).ok();
+    let human = d
+        .ctl(&["deploy", site.path().to_str().unwrap(), "--site", "blog"])
+        .ok();
     assert!(human.stdout.contains("Deployed blog v"), "{}", human.stdout);
     assert!(human.stdout.contains("http://blog."), "{}", human.stdout);
 }
@@ -93,18 +144,32 @@ fn the_site_name_defaults_to_the_folder_name_and_fazt_json_configures_it() {
     let root = parent.path().join("My_App");
     write(&root, "index.html", b"<div id=app></div>");
     write(&root, "fazt.json", br#"{"spa": true}"#);
-    let out = d.ctl(&["deploy", root.to_str().unwrap(), "--json"]).ok().json();
+    let out = d
+        .ctl(&["deploy", root.to_str().unwrap(), "--json"])
+        .ok()
+        .json();
     assert_eq!(out["site"], "my-app");
     let res = served(&d, "my-app", "/settings/profile");
-    assert_eq!((res.status, res.body.as_slice()), (200, &b"<div id=app></div>"[..]));
+    assert_eq!(
+        (res.status, res.body.as_slice()),
+        (200, &b"<div id=app></div>"[..])
+    );
     // The config file configures the site; it is not served.
     assert_eq!(served(&d, "my-app", "/fazt.json").status, 404);
 
     write(&root, "fazt.json", b"{not json");
     let bad = d.ctl(&["deploy", root.to_str().unwrap()]);
     assert_eq!(bad.code, Some(1));
-    assert!(bad.stderr.contains("fazt.json is not valid"), "{}", bad.stderr);
-    assert_eq!(served(&d, "my-app", "/x").status, 200, "the previous version still serves");
+    assert!(
+        bad.stderr.contains("fazt.json is not valid"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(
+        served(&d, "my-app", "/x").status,
+        200,
+        "the previous version still serves"
+    );
 }
 
 #[test]
@@ -115,12 +180,30 @@ fn history_rollback_retention_and_removal() {
     let mut versions = Vec::new();
     for i in 1..=4 {
         write(site.path(), "index.html", format!("version {i}").as_bytes());
-        let out = d.ctl(&["deploy", site.path().to_str().unwrap(), "--site", "app", "--json"]).ok().json();
+        let out = d
+            .ctl(&[
+                "deploy",
+                site.path().to_str().unwrap(),
+                "--site",
+                "app",
+                "--json",
+            ])
+            .ok()
+            .json();
         versions.push(out["version"].as_u64().unwrap());
     }
     let history = d.ctl(&["history", "app", "--json"]).ok().json();
-    let ids: Vec<u64> = history.as_array().unwrap().iter().map(|v| v["id"].as_u64().unwrap()).collect();
-    assert_eq!(ids, vec![versions[3], versions[2], versions[1]], "newest first, 3 kept");
+    let ids: Vec<u64> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![versions[3], versions[2], versions[1]],
+        "newest first, 3 kept"
+    );
     assert_eq!(history[0]["live"], true);
 
     // Default rollback: the previous version, instantly.
@@ -133,10 +216,19 @@ fn history_rollback_retention_and_removal() {
     // Rolled-off and unknown versions, unknown sites: clear errors, exit 1.
     let gone = d.ctl(&["rollback", "app", &versions[0].to_string()]);
     assert_eq!(gone.code, Some(1));
-    assert!(gone.stderr.contains(&format!("has no version {}", versions[0])), "{}", gone.stderr);
+    assert!(
+        gone.stderr
+            .contains(&format!("has no version {}", versions[0])),
+        "{}",
+        gone.stderr
+    );
     let nosite = d.ctl(&["history", "nosuch"]);
     assert_eq!(nosite.code, Some(1));
-    assert!(nosite.stderr.contains("no site named nosuch"), "{}", nosite.stderr);
+    assert!(
+        nosite.stderr.contains("no site named nosuch"),
+        "{}",
+        nosite.stderr
+    );
     assert_eq!(served(&d, "app", "/").body, b"version 2");
 
     // Removal needs confirmation when nobody can be asked.
@@ -179,7 +271,11 @@ fn no_daemon_is_said_plainly_with_exit_1() {
     let socket = dir.path().join("faztd.sock");
     let out = faztctl(&socket, &["status"]);
     assert_eq!(out.code, Some(1));
-    assert!(out.stderr.contains("faztd is not running"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("faztd is not running"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("Start it with"), "{}", out.stderr);
     let json = faztctl(&socket, &["status", "--json"]);
     assert_eq!(json.code, Some(1));
@@ -193,11 +289,18 @@ fn usage_errors_exit_2_and_completions_work() {
     let socket = dir.path().join("s.sock");
     assert_eq!(faztctl(&socket, &["no-such-command"]).code, Some(2));
     assert_eq!(faztctl(&socket, &["rollback"]).code, Some(2));
-    assert_eq!(faztctl(&socket, &["rollback", "x", "not-a-number"]).code, Some(2));
+    assert_eq!(
+        faztctl(&socket, &["rollback", "x", "not-a-number"]).code,
+        Some(2)
+    );
     let bash = faztctl(&socket, &["completions", "bash"]).ok();
     assert!(bash.stdout.contains("_faztctl") && bash.stdout.contains("deploy"));
     let help = faztctl(&socket, &["deploy", "--help"]).ok();
-    assert!(help.stdout.contains(".faztignore"), "help teaches: {}", help.stdout);
+    assert!(
+        help.stdout.contains(".faztignore"),
+        "help teaches: {}",
+        help.stdout
+    );
 }
 
 #[test]
@@ -205,12 +308,25 @@ fn settings_are_validated() {
     let d = Faztd::start();
     let bad = d.ctl(&["config", "set", "retain_versions", "zero"]);
     assert_eq!(bad.code, Some(1));
-    assert!(bad.stderr.contains("not a positive whole number"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("not a positive whole number"),
+        "{}",
+        bad.stderr
+    );
     let unknown = d.ctl(&["config", "set", "colour", "blue"]);
-    assert!(unknown.stderr.contains("no setting \"colour\""), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("no setting \"colour\""),
+        "{}",
+        unknown.stderr
+    );
     d.ctl(&["config", "set", "max_files", "7"]).ok();
     let all = d.ctl(&["config", "get", "--json"]).ok().json();
-    let max_files = all.as_array().unwrap().iter().find(|e| e["key"] == "max_files").unwrap();
+    let max_files = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == "max_files")
+        .unwrap();
     assert_eq!(max_files["value"], "7");
     assert_eq!(max_files["default"], false);
 }
@@ -221,8 +337,14 @@ fn a_second_daemon_on_the_same_socket_refuses_and_a_stale_socket_is_replaced() {
     // Another data directory, the same socket: refused while the first lives.
     let other = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(other.path().join("run")).unwrap();
-    std::os::unix::fs::symlink(first.data_dir.join("run/fazt"), other.path().join("run/fazt")).unwrap();
-    let err = Faztd::start_in(other.path(), &[]).err().expect("must refuse");
+    std::os::unix::fs::symlink(
+        first.data_dir.join("run/fazt"),
+        other.path().join("run/fazt"),
+    )
+    .unwrap();
+    let err = Faztd::start_in(other.path(), &[])
+        .err()
+        .expect("must refuse");
     assert!(err.contains("another faztd is already running"), "{err}");
     // After a crash the socket file stays behind; the next start replaces it.
     let data_dir = first.data_dir.clone();
@@ -232,5 +354,8 @@ fn a_second_daemon_on_the_same_socket_refuses_and_a_stale_socket_is_replaced() {
     assert!(first.socket().exists(), "a crash leaves the socket file");
     std::fs::rename(&data_dir, &copy).unwrap();
     let again = Faztd::start_in(&copy, &[]).expect("restart after crash");
-    assert_eq!(again.ctl(&["status", "--json"]).ok().json()["daemon"]["health"], "ok");
+    assert_eq!(
+        again.ctl(&["status", "--json"]).ok().json()["daemon"]["health"],
+        "ok"
+    );
 }

@@ -381,11 +381,11 @@ fn read_site_config(instance: &Instance, hash: &Hash) -> Result<SiteConfig, RpcE
         .map_err(|e| RpcError::Invalid(format!("{SITE_CONFIG_FILE} is not valid: {e}")))
 }
 
-fn owned_session<'a>(
-    sessions: &'a mut HashMap<u64, Session>,
+fn owned_session(
+    sessions: &mut HashMap<u64, Session>,
     connection: u64,
     deploy_id: u64,
-) -> Result<&'a mut Session, RpcError> {
+) -> Result<&mut Session, RpcError> {
     match sessions.get_mut(&deploy_id) {
         Some(session) if session.connection == connection => Ok(session),
         _ => Err(RpcError::NotFound(format!(
