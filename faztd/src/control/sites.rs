@@ -17,6 +17,12 @@ fn check_name(name: &str) -> Result<(), RpcError> {
     }
 }
 
+fn existing_site(i: &Instance, site: &str) -> Result<crate::store::SiteRecord, RpcError> {
+    i.store
+        .site(site)?
+        .ok_or_else(|| RpcError::NotFound(format!("there is no site named {site}")))
+}
+
 pub async fn list(instance: &Arc<Instance>) -> Result<Vec<SiteInfo>, RpcError> {
     instance
         .blocking(|i| {
@@ -43,10 +49,7 @@ pub async fn history(instance: &Arc<Instance>, site: String) -> Result<Vec<Versi
     check_name(&site)?;
     instance
         .blocking(move |i| {
-            let record = i
-                .store
-                .site(&site)?
-                .ok_or_else(|| RpcError::NotFound(format!("there is no site named {site}")))?;
+            let record = existing_site(i, &site)?;
             Ok(i.store
                 .versions(&site)?
                 .into_iter()
@@ -72,10 +75,7 @@ pub async fn rollback(
     let _guard = instance.write_lock.lock().await;
     instance
         .blocking(move |i| {
-            let record = i
-                .store
-                .site(&site)?
-                .ok_or_else(|| RpcError::NotFound(format!("there is no site named {site}")))?;
+            let record = existing_site(i, &site)?;
             let versions = i.store.versions(&site)?;
             let target = match version {
                 Some(v) => v,
