@@ -82,6 +82,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show a site's function log (console output and errors)
+    Logs {
+        site: String,
+        /// Keep printing new lines as they arrive
+        #[arg(long, short)]
+        follow: bool,
+        /// How many recent lines to show first
+        #[arg(long, short = 'n', default_value_t = 100)]
+        lines: u32,
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage a site's environment, read by functions with fazt.env.get(NAME)
+    Env {
+        #[command(subcommand)]
+        command: EnvCommand,
+    },
     /// Read or change the instance's settings
     Config {
         #[command(subcommand)]
@@ -101,6 +119,30 @@ enum SiteCommand {
         /// Do not ask for confirmation
         #[arg(long, short)]
         yes: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum EnvCommand {
+    /// Show a site's variables (values masked unless --reveal)
+    List {
+        site: String,
+        #[arg(long)]
+        reveal: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set variables: faztctl env set SITE NAME=VALUE [NAME=VALUE...]
+    Set {
+        site: String,
+        #[arg(required = true, value_name = "NAME=VALUE")]
+        assignments: Vec<String>,
+    },
+    /// Remove variables
+    Unset {
+        site: String,
+        #[arg(required = true)]
+        names: Vec<String>,
     },
 }
 
@@ -166,6 +208,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Set { key, value },
         } => commands::config::set(&socket, &key, &value).await,
+        Command::Logs {
+            site,
+            follow,
+            lines,
+            json,
+        } => commands::functions::logs(&socket, &site, follow, lines, json).await,
+        Command::Env {
+            command: EnvCommand::List { site, reveal, json },
+        } => commands::functions::env_list(&socket, &site, reveal, json).await,
+        Command::Env {
+            command: EnvCommand::Set { site, assignments },
+        } => commands::functions::env_set(&socket, &site, &assignments).await,
+        Command::Env {
+            command: EnvCommand::Unset { site, names },
+        } => commands::functions::env_unset(&socket, &site, &names).await,
         Command::Completions { .. } => unreachable!("handled before the runtime starts"),
     }
 }

@@ -11,11 +11,15 @@ use anyhow::{Context, Result};
 
 use crate::control::{self, deploy::DeploySessions};
 use crate::domain::{self, DomainDecision};
+use crate::functions::logs::SiteLogs;
+use crate::functions::pool::Shared;
+use crate::functions::{FunctionPool, Limits};
 use crate::http::catalog::SiteCatalog;
 use crate::http::host::SiteResolver;
 use crate::http::{self as fazt_http, HttpState};
 use crate::instance::Instance;
 use crate::seed;
+use crate::settings;
 use crate::store::Store;
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -60,7 +64,6 @@ pub async fn run(
         .await
         .context("domain detection failed")?
     };
-    let control_listener = control::bind(&options.socket)?;
     if let Some(warning) = &decision.warning {
         tracing::warn!("{warning}");
     }
@@ -91,12 +94,17 @@ pub async fn run(
         anyhow::anyhow!("cannot listen on {listen}: {err}{hint}")
     })?;
     let bound = listener.local_addr()?;
+    // The control socket comes after the port, so a failed start leaves no socket behind.
+    let control_listener = control::bind(&options.socket)?;
 
     let catalog = Arc::new(SiteCatalog::load(store.clone())?);
+    let functions = Arc::new(start_functions(&store)?);
     let state = Arc::new(HttpState {
         catalog: catalog.clone(),
         resolver: SiteResolver::new(&decision.domain),
         started,
+        functions: functions.clone(),
+        function_body_limit: settings::number(&store, "function_body_bytes")?,
     });
     let instance = Arc::new(Instance {
         store: store.clone(),
@@ -106,6 +114,7 @@ pub async fn run(
         socket_path: options.socket.clone(),
         started,
         deploys: DeploySessions::default(),
+        functions,
         write_lock: tokio::sync::Mutex::new(()),
     });
     // Leftovers of deploys interrupted by a crash or a killed client.
@@ -152,6 +161,23 @@ pub async fn run(
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Starts the JavaScript workers with the limits from the settings.
+fn start_functions(store: &Arc<Store>) -> Result<FunctionPool> {
+    let limits = Limits {
+        timeout: Duration::from_millis(settings::number(store, "function_timeout_ms")?),
+        memory_bytes: (settings::number(store, "function_memory_mb")? as usize)
+            .saturating_mul(1024 * 1024),
+        stack_bytes: 1024 * 1024,
+    };
+    let workers = settings::number(store, "function_workers")?.clamp(1, 64) as usize;
+    let shared = Shared {
+        store: store.clone(),
+        logs: Arc::new(SiteLogs::default()),
+        realtime: None,
+    };
+    FunctionPool::start(workers, limits, shared).context("cannot start the function workers")
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use crate::control::deploy::DeploySessions;
 use crate::domain::DomainDecision;
+use crate::functions::FunctionPool;
 use crate::http::catalog::SiteCatalog;
 use crate::store::Store;
 
@@ -18,6 +19,7 @@ pub struct Instance {
     pub socket_path: PathBuf,
     pub started: Instant,
     pub deploys: DeploySessions,
+    pub functions: Arc<FunctionPool>,
     /// Serialises what changes which versions are live or referenced:
     /// commits, rollbacks, removals and garbage collection.
     pub write_lock: tokio::sync::Mutex<()>,

@@ -6,6 +6,7 @@ pub mod content;
 pub mod control;
 pub mod daemon;
 pub mod domain;
+pub mod functions;
 pub mod http;
 pub mod instance;
 pub mod logging;

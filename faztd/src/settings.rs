@@ -70,7 +70,41 @@ pub static SETTINGS: &[SettingSpec] = &[
         "most files one deployed version may contain",
         validate_positive,
     ),
+    spec(
+        "function_timeout_ms",
+        "5000",
+        "time limit of one function call (applies at the next start)",
+        validate_positive,
+    ),
+    spec(
+        "function_memory_mb",
+        "64",
+        "memory limit of one function call (applies at the next start)",
+        validate_positive,
+    ),
+    spec(
+        "function_body_bytes",
+        "1048576",
+        "largest request body a function accepts (applies at the next start)",
+        validate_positive,
+    ),
+    spec(
+        "function_workers",
+        "4",
+        "threads running JavaScript (applies at the next start)",
+        validate_positive,
+    ),
 ];
+
+/// A numeric setting, or its default when unset or unreadable.
+pub fn number(store: &Store, key: &str) -> Result<u64, StoreError> {
+    let value = get(store, key)?;
+    Ok(value.parse().unwrap_or_else(|_| {
+        spec_for(key)
+            .and_then(|s| s.default.parse().ok())
+            .unwrap_or(u64::MAX)
+    }))
+}
 
 pub fn spec_for(key: &str) -> Option<&'static SettingSpec> {
     SETTINGS.iter().find(|s| s.key == key)
@@ -92,14 +126,7 @@ pub struct Limits {
 
 impl Limits {
     pub fn load(store: &Store) -> Result<Limits, StoreError> {
-        let num = |key: &str| -> Result<u64, StoreError> {
-            let value = get(store, key)?;
-            Ok(value.parse().unwrap_or_else(|_| {
-                spec_for(key)
-                    .and_then(|s| s.default.parse().ok())
-                    .unwrap_or(u64::MAX)
-            }))
-        };
+        let num = |key: &str| number(store, key);
         Ok(Limits {
             max_file_bytes: num("max_file_bytes")?,
             max_site_bytes: num("max_site_bytes")?,

@@ -52,10 +52,22 @@ fn serve(sites: &[Site]) -> TestServer {
         store.commit_version(name, &files, *spa).unwrap();
     }
     let catalog = Arc::new(SiteCatalog::load(store).unwrap());
+    let limits = faztd::functions::Limits {
+        timeout: std::time::Duration::from_secs(5),
+        memory_bytes: 64 << 20,
+        stack_bytes: 1 << 20,
+    };
+    let shared = faztd::functions::pool::Shared {
+        store: catalog.store().clone(),
+        logs: Default::default(),
+        realtime: None,
+    };
     let state = Arc::new(HttpState {
         catalog,
         resolver: SiteResolver::new("example.test"),
         started: Instant::now(),
+        functions: Arc::new(faztd::functions::FunctionPool::start(1, limits, shared).unwrap()),
+        function_body_limit: 1 << 20,
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();

@@ -181,6 +181,22 @@ pub struct ConfigEntry {
     pub help: String,
 }
 
+/// One line of a site's function log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogLine {
+    pub seq: u64,
+    pub ts_ms: u64,
+    pub level: String,
+    pub message: String,
+}
+
+/// One of a site's environment variables.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
+}
+
 #[tarpc::service]
 pub trait Control {
     /// The handshake. Must stay first, with these types, forever.
@@ -197,4 +213,16 @@ pub trait Control {
     async fn commit_deploy(deploy_id: u64) -> Result<DeployOutcome, RpcError>;
     async fn config_get() -> Result<Vec<ConfigEntry>, RpcError>;
     async fn config_set(key: String, value: String) -> Result<ConfigEntry, RpcError>;
+    /// A site's function log after line `after` (or its last `limit` lines),
+    /// waiting up to `wait_ms` for a new line when there is none.
+    async fn logs(
+        site: String,
+        after: Option<u64>,
+        limit: u32,
+        wait_ms: u32,
+    ) -> Result<Vec<LogLine>, RpcError>;
+    async fn env_list(site: String) -> Result<Vec<EnvVar>, RpcError>;
+    async fn env_set(site: String, name: String, value: String) -> Result<(), RpcError>;
+    /// Returns whether the variable existed.
+    async fn env_unset(site: String, name: String) -> Result<bool, RpcError>;
 }

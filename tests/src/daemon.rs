@@ -97,6 +97,15 @@ impl Faztd {
         ))
     }
 
+    /// Stops the daemon (SIGTERM) and starts it again on the same data.
+    pub fn restart(&mut self) {
+        self.stop_with(libc_sig::SIGTERM);
+        let mut again = Faztd::start_in(&self.data_dir, &[]).expect("faztd restarts");
+        self.child = again.child.take();
+        self.addr = again.addr;
+        self.banner = std::mem::take(&mut again.banner);
+    }
+
     /// The control socket (under the data dir's `run/`, our XDG_RUNTIME_DIR).
     pub fn socket(&self) -> PathBuf {
         socket_for(&self.data_dir)

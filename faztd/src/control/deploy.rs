@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use fazt_proto::{BlobHash, Chunk, DeployManifest, DeployOutcome, DeployPlan, RpcError};
 
 use crate::content;
+use crate::functions::routes::is_function_module;
 use crate::instance::Instance;
 use crate::settings::Limits;
 use crate::store::{FinishedBlob, Hash, NewFile, CHUNK_SIZE};
@@ -324,6 +325,15 @@ pub async fn commit(
             .await?;
         return Err(RpcError::Invalid(why));
     }
+    if let Err(err) = check_functions(instance, &session.files).await {
+        instance
+            .blocking(|i| {
+                collect_garbage(i);
+                Ok(())
+            })
+            .await?;
+        return Err(err);
+    }
     let outcome = instance
         .blocking(move |i| {
             let Session { site, files, .. } = session;
@@ -358,6 +368,37 @@ pub async fn commit(
             .await?;
     }
     outcome
+}
+
+/// Compiles the version's functions before it can go live: a syntax error
+/// refuses the deploy, naming the file and line.
+async fn check_functions(instance: &Arc<Instance>, files: &[NewFile]) -> Result<(), RpcError> {
+    let modules: Vec<(String, Hash)> = files
+        .iter()
+        .filter(|f| is_function_module(&f.path))
+        .map(|f| (f.path.clone(), f.hash))
+        .collect();
+    if modules.is_empty() {
+        return Ok(());
+    }
+    let sources = instance
+        .blocking(move |i| {
+            modules
+                .into_iter()
+                .map(|(path, hash)| {
+                    let source = i.store.read_blob(&hash)?.ok_or_else(|| {
+                        RpcError::Failed(format!("the source of {path} went missing"))
+                    })?;
+                    Ok((path, source.to_vec()))
+                })
+                .collect::<Result<Vec<_>, RpcError>>()
+        })
+        .await?;
+    instance
+        .functions
+        .check_syntax(sources)
+        .await
+        .map_err(|why| RpcError::Invalid(format!("refused: {why}")))
 }
 
 /// What a site's `fazt.json` may say.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use fazt_proto::*;
 use tarpc::context::Context;
 
-use super::{deploy, sites, status};
+use super::{deploy, functions, sites, status};
 use crate::instance::Instance;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -122,6 +122,39 @@ impl Control for ControlConnection {
     async fn config_get(self, _: Context) -> Result<Vec<ConfigEntry>, RpcError> {
         self.greeted()?;
         status::config_get(&self.instance).await
+    }
+
+    async fn logs(
+        self,
+        _: Context,
+        site: String,
+        after: Option<u64>,
+        limit: u32,
+        wait_ms: u32,
+    ) -> Result<Vec<LogLine>, RpcError> {
+        self.greeted()?;
+        functions::logs(&self.instance, site, after, limit, wait_ms).await
+    }
+
+    async fn env_list(self, _: Context, site: String) -> Result<Vec<EnvVar>, RpcError> {
+        self.greeted()?;
+        functions::env_list(&self.instance, site).await
+    }
+
+    async fn env_set(
+        self,
+        _: Context,
+        site: String,
+        name: String,
+        value: String,
+    ) -> Result<(), RpcError> {
+        self.greeted()?;
+        functions::env_set(&self.instance, site, name, value).await
+    }
+
+    async fn env_unset(self, _: Context, site: String, name: String) -> Result<bool, RpcError> {
+        self.greeted()?;
+        functions::env_unset(&self.instance, site, name).await
     }
 
     async fn config_set(

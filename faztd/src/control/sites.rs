@@ -116,6 +116,7 @@ pub async fn remove(instance: &Arc<Instance>, site: String) -> Result<(), RpcErr
         .blocking(move |i| {
             i.store.remove_site(&site)?;
             i.catalog.reload(&site)?;
+            i.functions.logs.forget(&site);
             tracing::info!(site = %site, "site removed");
             collect_garbage(i);
             Ok(())

@@ -11,6 +11,8 @@ use futures_util::Stream;
 use warp::http::HeaderValue;
 
 use crate::content;
+use crate::functions::routes::is_function_module;
+use crate::functions::FunctionSet;
 use crate::store::{Encoding, Hash, Store, StoreError, CHUNK_SIZE};
 
 /// Bodies up to this size are cached whole; larger ones are streamed in chunks.
@@ -46,6 +48,8 @@ pub struct ServedSite {
     pub last_modified: HeaderValue,
     pub modified_secs: u64,
     pub files: HashMap<String, Arc<ServedFile>>,
+    /// The version's functions (`api/*.js`), which are never served as files.
+    pub functions: Option<Arc<FunctionSet>>,
 }
 
 impl ServedSite {
@@ -114,11 +118,20 @@ impl SiteCatalog {
             }
             Some(live) => {
                 let (site, version) = (live.site, live.version);
+                let functions = FunctionSet::build(
+                    &site.name,
+                    version.id,
+                    live.files.iter().map(|f| (f.path.as_str(), f.file.hash)),
+                )
+                .map(Arc::new);
                 let modified = UNIX_EPOCH + Duration::from_secs(version.created_at);
                 let files = live
                     .files
                     .into_iter()
-                    .filter(|f| f.path != crate::control::deploy::SITE_CONFIG_FILE)
+                    .filter(|f| {
+                        f.path != crate::control::deploy::SITE_CONFIG_FILE
+                            && !is_function_module(&f.path)
+                    })
                     .map(|crate::store::LiveFile { path, file, blob }| {
                         let tag = hex::encode(&file.hash[..12]);
                         let etag = |suffix: &str| {
@@ -158,6 +171,7 @@ impl SiteCatalog {
                         .expect("http date"),
                     modified_secs: version.created_at,
                     files,
+                    functions,
                 };
                 sites.insert(site.name, Arc::new(served));
             }

@@ -11,16 +11,22 @@ pub mod request_path;
 pub mod responses;
 pub mod static_files;
 
-use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
 
 use warp::http::header::{self, HeaderMap, HeaderValue};
 use warp::http::{Method, StatusCode};
 use warp::path::FullPath;
 use warp::reply::Response;
-use warp::Filter;
+use warp::{Filter, Rejection};
+
+use crate::functions::serve::FunctionRequest;
+use crate::functions::FunctionPool;
 
 use catalog::SiteCatalog;
 use host::{HostRoute, SiteResolver};
@@ -34,19 +40,48 @@ pub struct HttpState {
     pub catalog: Arc<SiteCatalog>,
     pub resolver: SiteResolver,
     pub started: Instant,
+    pub functions: Arc<FunctionPool>,
+    /// Largest request body a function accepts.
+    pub function_body_limit: u64,
+}
+
+/// The parts of a request the handlers look at.
+struct RequestHead<'a> {
+    method: &'a Method,
+    path: &'a str,
+    query: &'a str,
+    headers: &'a HeaderMap,
+    remote: Option<SocketAddr>,
 }
 
 /// The whole HTTP surface as one warp filter.
 pub fn routes(
     state: Arc<HttpState>,
-) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::method()
         .and(warp::path::full())
+        .and(query)
         .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
+        .and(warp::body::stream())
         .and(warp::any().map(move || state.clone()))
         .then(
-            |method: Method, path: FullPath, headers: HeaderMap, state: Arc<HttpState>| async move {
-                let mut res = handle(&state, &method, path.as_str(), &headers).await;
+            |method: Method,
+             path: FullPath,
+             query: String,
+             headers: HeaderMap,
+             remote,
+             body,
+             state: Arc<HttpState>| async move {
+                let head = RequestHead {
+                    method: &method,
+                    path: path.as_str(),
+                    query: &query,
+                    headers: &headers,
+                    remote,
+                };
+                let mut res = handle(&state, &head, body).await;
                 responses::add_security_headers(res.headers_mut());
                 res
             },
@@ -67,16 +102,13 @@ pub async fn serve(
         .await;
 }
 
-async fn handle(
-    state: &HttpState,
-    method: &Method,
-    raw_path: &str,
-    headers: &HeaderMap,
-) -> Response {
+async fn handle<S, B>(state: &HttpState, req: &RequestHead<'_>, body: S) -> Response
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let (method, raw_path, headers) = (req.method, req.path, req.headers);
     let head = *method == Method::HEAD;
-    if !(head || *method == Method::GET) {
-        return method_not_allowed(method);
-    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -101,6 +133,27 @@ async fn handle(
         }
     };
     let site = site_name.and_then(|name| state.catalog.site(&name));
+    if let Some(functions) = site.as_ref().and_then(|s| s.functions.clone()) {
+        if let Some(route) = functions.route(&path.path) {
+            let body = match read_body(body, state.function_body_limit).await {
+                Ok(body) => body,
+                Err(res) => return res,
+            };
+            let request = FunctionRequest {
+                method,
+                path: raw_path,
+                query: req.query,
+                headers,
+                body,
+                ip: req.remote,
+            };
+            return crate::functions::serve::respond(&state.functions, functions, route, request)
+                .await;
+        }
+    }
+    if !(head || *method == Method::GET) {
+        return method_not_allowed(method);
+    }
     if let Some(site) = site {
         if let Some((file, status)) = static_files::resolve(&site, &path) {
             return static_files::respond(&state.catalog, &site, &file, status, head, headers)
@@ -108,6 +161,37 @@ async fn handle(
         }
     }
     not_found(state, host, head, headers).await
+}
+
+/// Collects a request body up to `limit` bytes, or answers 413.
+async fn read_body<S, B>(body: S, limit: u64) -> Result<Bytes, Response>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut collected = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|_| {
+            responses::text(
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read\n",
+            )
+        })?;
+        if collected.len() as u64 + chunk.remaining() as u64 > limit {
+            return Err(responses::json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &serde_json::json!({ "error": format!("the request body is larger than the limit of {limit} bytes") }),
+            ));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            collected.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(collected.freeze())
 }
 
 /// The instance's 404: the `404` site's index page if deployed, else a built-in page.

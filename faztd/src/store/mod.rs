@@ -10,6 +10,7 @@
 //! crash at any point leaves the previous version serving.
 
 mod blobs;
+mod data;
 mod error;
 mod gc;
 mod records;
@@ -110,6 +111,9 @@ impl Store {
             txn.open_table(BLOBS)?;
             txn.open_table(BLOB_CHUNKS)?;
             txn.open_table(BLOB_VARIANTS)?;
+            txn.open_table(KV)?;
+            txn.open_table(DOCS)?;
+            txn.open_table(ENV)?;
         }
         txn.commit()?;
         Ok(())

@@ -213,6 +213,7 @@ impl Store {
                 .retain_in((site, 0)..=(site, u64::MAX), |_, _| false)?;
             txn.open_table(FILES)?
                 .retain_in((site, 0, "")..=(site, u64::MAX, ""), |_, _| false)?;
+            Store::remove_site_data(&txn, site)?;
         }
         txn.commit()?;
         Ok(())

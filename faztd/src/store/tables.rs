@@ -31,3 +31,12 @@ pub const BLOB_CHUNKS: TableDefinition<(&Hash, u32), &[u8]> = TableDefinition::n
 /// (blob hash, encoding) → compressed bytes of the whole blob.
 pub const BLOB_VARIANTS: TableDefinition<(&Hash, u8), &[u8]> =
     TableDefinition::new("blob_variants");
+
+/// (site, key) → KV entry (JSON value and expiry).
+pub const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("kv");
+
+/// (site, collection, id) → JSON document.
+pub const DOCS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("docs");
+
+/// (site, name) → environment value.
+pub const ENV: TableDefinition<(&str, &str), &str> = TableDefinition::new("env");

@@ -1,0 +1,116 @@
+//! The function workers: a few OS threads, each with its own QuickJS
+//! runtime, fed from one bounded queue. JavaScript never runs on the tokio
+//! reactor, so a slow or looping function cannot stall static serving.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::engine::{Engine, FnError, FnResponse, Invocation, Limits};
+use super::host::{HostContext, RealtimeBridge};
+use super::logs::SiteLogs;
+use crate::store::Store;
+
+/// Requests waiting for a worker before new ones are turned away (503).
+const QUEUE_DEPTH: usize = 256;
+/// Each worker's native stack; QuickJS's own limit sits well below it.
+const WORKER_STACK: usize = 16 * 1024 * 1024;
+
+enum Job {
+    Invoke(Invocation, oneshot::Sender<Result<FnResponse, FnError>>),
+    CheckSyntax(Vec<(String, Vec<u8>)>, oneshot::Sender<Result<(), String>>),
+}
+
+pub struct FunctionPool {
+    jobs: crossbeam_channel::Sender<Job>,
+    pub limits: Limits,
+    pub logs: Arc<SiteLogs>,
+}
+
+/// What the workers need to build each invocation's host context.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: Arc<Store>,
+    pub logs: Arc<SiteLogs>,
+    pub realtime: Option<Arc<dyn RealtimeBridge>>,
+}
+
+impl FunctionPool {
+    pub fn start(workers: usize, limits: Limits, shared: Shared) -> std::io::Result<FunctionPool> {
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(QUEUE_DEPTH);
+        for n in 0..workers.max(1) {
+            let rx = rx.clone();
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("fazt-js-{n}"))
+                .stack_size(WORKER_STACK)
+                .spawn(move || worker(rx, limits, shared))?;
+        }
+        Ok(FunctionPool {
+            jobs: tx,
+            limits,
+            logs: shared.logs,
+        })
+    }
+
+    /// Runs a function; `Busy` when the queue is full.
+    pub async fn invoke(&self, invocation: Invocation) -> Result<FnResponse, FnError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .try_send(Job::Invoke(invocation, tx))
+            .map_err(|_| FnError::Busy)?;
+        rx.await
+            .map_err(|_| FnError::Internal("the function worker stopped".to_string()))?
+    }
+
+    /// Compiles sources without running them (deploy-time check).
+    pub async fn check_syntax(&self, sources: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::CheckSyntax(sources, tx))
+            .map_err(|_| "the function workers are gone".to_string())?;
+        rx.await
+            .map_err(|_| "the function worker stopped".to_string())?
+    }
+}
+
+fn worker(jobs: crossbeam_channel::Receiver<Job>, limits: Limits, shared: Shared) {
+    let mut engine: Option<Engine> = None;
+    for job in jobs {
+        let current = match engine.take() {
+            Some(e) => Ok(e),
+            None => Engine::new(limits, shared.store.clone()),
+        };
+        let mut current = match current {
+            Ok(e) => e,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot start a JavaScript runtime");
+                match job {
+                    Job::Invoke(_, reply) => drop(reply.send(Err(err))),
+                    Job::CheckSyntax(_, reply) => drop(reply.send(Err(err.to_string()))),
+                }
+                continue;
+            }
+        };
+        match job {
+            Job::Invoke(invocation, reply) => {
+                let host = HostContext {
+                    store: shared.store.clone(),
+                    logs: shared.logs.clone(),
+                    realtime: shared.realtime.clone(),
+                    site: invocation.set.site.clone(),
+                    version: invocation.set.version,
+                };
+                let result = current.invoke(&invocation, host);
+                if !Engine::spent(&result) {
+                    engine = Some(current);
+                }
+                let _ = reply.send(result);
+            }
+            Job::CheckSyntax(sources, reply) => {
+                let _ = reply.send(current.check_syntax(&sources));
+                engine = Some(current);
+            }
+        }
+    }
+}

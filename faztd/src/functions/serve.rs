@@ -1,0 +1,144 @@
+//! Functions over HTTP: build the request object, run the function on the
+//! pool, turn its answer (or its failure) into an HTTP response.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+use warp::http::header::{HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use warp::http::{Method, StatusCode};
+use warp::reply::Response;
+
+use super::engine::{FnError, Invocation};
+use super::pool::FunctionPool;
+use super::routes::{FunctionSet, RouteMatch};
+use crate::http::responses;
+
+pub struct FunctionRequest<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: Bytes,
+    pub ip: Option<SocketAddr>,
+}
+
+pub async fn respond(
+    pool: &FunctionPool,
+    set: Arc<FunctionSet>,
+    route: RouteMatch,
+    req: FunctionRequest<'_>,
+) -> Response {
+    let mut headers = Map::new();
+    for (name, value) in req.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match headers.get_mut(name.as_str()) {
+            Some(Value::String(existing)) => {
+                existing.push_str(", ");
+                existing.push_str(&value);
+            }
+            _ => {
+                headers.insert(name.as_str().to_string(), Value::String(value));
+            }
+        }
+    }
+    let mut query = Map::new();
+    for (k, v) in form_urlencoded::parse(req.query.as_bytes()) {
+        query
+            .entry(k.into_owned())
+            .or_insert(Value::String(v.into_owned()));
+    }
+    let params: Map<String, Value> = route
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let request = json!({
+        "method": req.method.as_str(),
+        "path": req.path,
+        "query": query,
+        "params": params,
+        "headers": headers,
+        "body": String::from_utf8_lossy(&req.body),
+        "ip": req.ip.map(|a| a.ip().to_string()),
+    });
+    let site = set.site.clone();
+    let module = route.module.clone();
+    let result = pool
+        .invoke(Invocation {
+            set,
+            module: route.module,
+            request,
+        })
+        .await;
+    match result {
+        Ok(answer) => {
+            let status =
+                StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let content_type = if answer.json {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            };
+            let mut res = Response::new(Bytes::from(answer.body).into());
+            *res.status_mut() = status;
+            let h = res.headers_mut();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            for (name, value) in &answer.headers {
+                match (
+                    HeaderName::try_from(name.as_str()),
+                    HeaderValue::try_from(value.as_str()),
+                ) {
+                    (Ok(name), Ok(value)) => {
+                        h.insert(name, value);
+                    }
+                    _ => pool.logs.append(
+                        &site,
+                        "warn",
+                        &format!("{module}: dropped the invalid response header {name:?}"),
+                    ),
+                }
+            }
+            res
+        }
+        Err(err) => failure(pool, &site, &module, err),
+    }
+}
+
+/// The client gets a short JSON error; the site's log gets the details.
+fn failure(pool: &FunctionPool, site: &str, module: &str, err: FnError) -> Response {
+    let limits = pool.limits;
+    let (status, public) = match &err {
+        FnError::Timeout => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the function ran longer than {:.1} s and was stopped",
+                limits.timeout.as_secs_f64()
+            ),
+        ),
+        FnError::OutOfMemory => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the function used more than {} MiB of memory and was stopped",
+                limits.memory_bytes / (1024 * 1024)
+            ),
+        ),
+        FnError::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "all function workers are busy; try again shortly".to_string(),
+        ),
+        FnError::Exception(_) | FnError::BadModule(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the function failed; its log says why (faztctl logs SITE)".to_string(),
+        ),
+        FnError::Internal(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error while running the function".to_string(),
+        ),
+    };
+    pool.logs.append(site, "error", &format!("{module}: {err}"));
+    tracing::warn!(site, module, error = %err, "function failed");
+    responses::json(status, &json!({ "error": public }))
+}

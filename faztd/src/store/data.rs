@@ -1,0 +1,172 @@
+//! Per-site data for functions: `fazt.kv` (with TTL), `fazt.docs`
+//! collections, and the site's environment (`faztctl env`).
+//!
+//! Every key starts with the site's name, and the callers (the function
+//! host) only ever pass their own site, so a site cannot see another's data.
+
+use redb::ReadableDatabase;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::tables::*;
+use super::{Result, Store, StoreError};
+
+/// A stored KV value and when it expires (unix milliseconds).
+#[derive(Serialize, Deserialize)]
+struct KvEntry {
+    v: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exp: Option<u64>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn encode(value: &impl Serialize) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(StoreError::Encode)
+}
+
+fn decode<T: for<'a> Deserialize<'a>>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(StoreError::Decode)
+}
+
+impl Store {
+    // ----- kv ------------------------------------------------------------
+
+    pub fn kv_get(&self, site: &str, key: &str) -> Result<Option<Value>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(KV)?;
+        let Some(raw) = table.get((site, key))? else {
+            return Ok(None);
+        };
+        let entry: KvEntry = decode(raw.value())?;
+        Ok(match entry.exp {
+            Some(exp) if exp <= now_ms() => None,
+            _ => Some(entry.v),
+        })
+    }
+
+    /// Stores `value`; with `ttl_ms` it disappears after that long.
+    pub fn kv_set(&self, site: &str, key: &str, value: Value, ttl_ms: Option<u64>) -> Result<()> {
+        let entry = KvEntry {
+            v: value,
+            exp: ttl_ms.map(|ttl| now_ms() + ttl),
+        };
+        let txn = self.db.begin_write()?;
+        txn.open_table(KV)?
+            .insert((site, key), encode(&entry)?.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn kv_delete(&self, site: &str, key: &str) -> Result<bool> {
+        let txn = self.db.begin_write()?;
+        let existed = txn.open_table(KV)?.remove((site, key))?.is_some();
+        txn.commit()?;
+        Ok(existed)
+    }
+
+    /// Live entries whose key starts with `prefix`, in key order.
+    pub fn kv_list(&self, site: &str, prefix: &str, limit: usize) -> Result<Vec<(String, Value)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(KV)?;
+        let now = now_ms();
+        let mut out = Vec::new();
+        for entry in table.range((site, prefix)..)? {
+            let (key, raw) = entry?;
+            let (key_site, key) = key.value();
+            if key_site != site || !key.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            let entry: KvEntry = decode(raw.value())?;
+            if entry.exp.is_none_or(|exp| exp > now) {
+                out.push((key.to_string(), entry.v));
+            }
+        }
+        Ok(out)
+    }
+
+    // ----- docs ----------------------------------------------------------
+
+    /// Every document of a collection, `(id, doc)`, in id order.
+    pub fn docs_all(&self, site: &str, collection: &str) -> Result<Vec<(String, Value)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(DOCS)?;
+        let mut out = Vec::new();
+        for entry in table.range((site, collection, "")..)? {
+            let (key, raw) = entry?;
+            let (s, c, id) = key.value();
+            if s != site || c != collection {
+                break;
+            }
+            out.push((id.to_string(), decode(raw.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Writes (inserts or replaces) and deletes documents in one transaction.
+    pub fn docs_write(
+        &self,
+        site: &str,
+        collection: &str,
+        put: &[(String, Value)],
+        delete: &[String],
+    ) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(DOCS)?;
+            for (id, doc) in put {
+                table.insert((site, collection, id.as_str()), encode(doc)?.as_slice())?;
+            }
+            for id in delete {
+                table.remove((site, collection, id.as_str()))?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    // ----- env -----------------------------------------------------------
+
+    pub fn env_all(&self, site: &str) -> Result<Vec<(String, String)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ENV)?;
+        let mut out = Vec::new();
+        for entry in table.range((site, "")..)? {
+            let (key, value) = entry?;
+            let (s, name) = key.value();
+            if s != site {
+                break;
+            }
+            out.push((name.to_string(), value.value().to_string()));
+        }
+        Ok(out)
+    }
+
+    pub fn env_set(&self, site: &str, name: &str, value: &str) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(ENV)?.insert((site, name), value)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn env_unset(&self, site: &str, name: &str) -> Result<bool> {
+        let txn = self.db.begin_write()?;
+        let existed = txn.open_table(ENV)?.remove((site, name))?.is_some();
+        txn.commit()?;
+        Ok(existed)
+    }
+
+    /// Drops all of a site's function data (when the site is removed).
+    pub(super) fn remove_site_data(txn: &redb::WriteTransaction, site: &str) -> Result<()> {
+        let in_site = |s: &str| s == site;
+        txn.open_table(KV)?.retain(|(s, _), _| !in_site(s))?;
+        txn.open_table(DOCS)?.retain(|(s, _, _), _| !in_site(s))?;
+        txn.open_table(ENV)?.retain(|(s, _), _| !in_site(s))?;
+        Ok(())
+    }
+}

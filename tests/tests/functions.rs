@@ -1,0 +1,592 @@
+//! Functions under `api/` against the real daemon: routing, the request and
+//! response shapes, the `fazt` API, logs, env, limits and bad code.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use fazt_e2e::daemon::{faztctl, Faztd};
+use fazt_e2e::http;
+
+fn write(root: &Path, rel: &str, data: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
+fn deploy(d: &Faztd, site: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (rel, data) in files {
+        write(dir.path(), rel, data);
+    }
+    d.ctl(&["deploy", dir.path().to_str().unwrap(), "--site", site])
+        .ok();
+    dir
+}
+
+fn get(d: &Faztd, site: &str, path: &str) -> http::Response {
+    http::get(d.addr, &format!("{site}.localhost"), path, &[])
+}
+
+fn json(res: &http::Response) -> serde_json::Value {
+    serde_json::from_slice(&res.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", res.text()))
+}
+
+/// A daemon whose functions stop after 1 s (instead of 5) to keep tests quick.
+fn daemon() -> Faztd {
+    let mut d = Faztd::start();
+    d.ctl(&["config", "set", "function_timeout_ms", "1000"])
+        .ok();
+    d.ctl(&["config", "set", "function_body_bytes", "10000"])
+        .ok();
+    d.restart();
+    d
+}
+
+#[test]
+fn file_routing_params_catch_all_and_imports() {
+    let d = daemon();
+    deploy(
+        &d,
+        "app",
+        &[
+            ("index.html", "<h1>static</h1>"),
+            (
+                "api/hello.js",
+                r#"import { greet } from "./_lib/greet.js"; export default (req) => greet(req.query.name ?? "world");"#,
+            ),
+            (
+                "api/_lib/greet.js",
+                r#"export const greet = (name) => `hello ${name}`;"#,
+            ),
+            ("api/index.js", "export default () => 'api root';"),
+            (
+                "api/users/[id].js",
+                "export default (req) => ({ id: req.params.id });",
+            ),
+            ("api/users/me.js", "export default () => 'me';"),
+            (
+                "api/main.js",
+                "export default (req) => `main saw ${req.path}`;",
+            ),
+            ("api/data.json", r#"{"static": true}"#),
+        ],
+    );
+    assert_eq!(get(&d, "app", "/api/hello?name=ada").text(), "hello ada");
+    assert_eq!(get(&d, "app", "/api/hello").text(), "hello world");
+    assert_eq!(get(&d, "app", "/api").text(), "api root");
+    assert_eq!(
+        json(&get(&d, "app", "/api/users/42")),
+        serde_json::json!({"id": "42"})
+    );
+    assert_eq!(get(&d, "app", "/api/users/me").text(), "me");
+    assert_eq!(
+        get(&d, "app", "/api/some/thing").text(),
+        "main saw /api/some/thing"
+    );
+    // Function sources are never served as files.
+    let source = get(&d, "app", "/api/_lib/greet.js");
+    assert!(
+        !source.text().contains("export const greet"),
+        "{}",
+        source.text()
+    );
+    assert_eq!(get(&d, "app", "/").text(), "<h1>static</h1>");
+}
+
+#[test]
+fn imports_cannot_leave_the_sites_api_folder() {
+    let d = daemon();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "api/x.js",
+        r#"import secret from "../../etc/passwd"; export default () => secret;"#,
+    );
+    let out = d.ctl(&["deploy", dir.path().to_str().unwrap(), "--site", "escape"]);
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert!(out.stderr.contains("refused"), "{}", out.stderr);
+    write(
+        dir.path(),
+        "api/x.js",
+        r#"import fs from "fs"; export default () => 1;"#,
+    );
+    assert_eq!(
+        d.ctl(&["deploy", dir.path().to_str().unwrap(), "--site", "escape"])
+            .code,
+        Some(1)
+    );
+}
+
+#[test]
+fn request_and_response_shapes() {
+    let d = daemon();
+    deploy(
+        &d,
+        "shapes",
+        &[
+            ("api/echo.js", "export default async (req) => ({ method: req.method, body: req.body, parsed: req.body ? req.json() : null, header: req.headers['x-test'], ip: req.ip, query: req.query });"),
+            ("api/text.js", "export default () => 'plain text';"),
+            ("api/number.js", "export default () => 42;"),
+            ("api/nothing.js", "export default () => {};"),
+            ("api/custom.js", "export default () => ({ status: 418, headers: { 'x-tea': 'yes', 'content-type': 'text/html' }, body: '<b>teapot</b>' });"),
+            ("api/awaits.js", "const later = (v) => new Promise((r) => r(v)); export default async () => ({ got: await later(7) + await Promise.resolve(1) });"),
+            ("api/garbage.js", "export default () => () => 1;"),
+            ("api/badstatus.js", "export default () => ({ status: 'teapot' });"),
+        ],
+    );
+    let res = http::raw(
+        d.addr,
+        b"POST /api/echo?a=1&b=two HTTP/1.1\r\nHost: shapes.localhost\r\nX-Test: yes\r\nContent-Length: 9\r\nConnection: close\r\n\r\n{\"k\": 1}\n",
+    )
+    .unwrap();
+    let echoed = json(&res);
+    assert_eq!(echoed["method"], "POST");
+    assert_eq!(echoed["parsed"]["k"], 1);
+    assert_eq!(echoed["header"], "yes");
+    assert_eq!(echoed["ip"], "127.0.0.1");
+    assert_eq!(echoed["query"], serde_json::json!({"a": "1", "b": "two"}));
+
+    let text = get(&d, "shapes", "/api/text");
+    assert_eq!((text.status, text.text().as_str()), (200, "plain text"));
+    assert_eq!(
+        text.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    let number = get(&d, "shapes", "/api/number");
+    assert_eq!(
+        (number.header("content-type"), number.text().as_str()),
+        (Some("application/json"), "42")
+    );
+    let nothing = get(&d, "shapes", "/api/nothing");
+    assert_eq!(
+        (nothing.status, nothing.body.len()),
+        (204, 0),
+        "undefined is No Content"
+    );
+    let custom = get(&d, "shapes", "/api/custom");
+    assert_eq!(custom.status, 418);
+    assert_eq!(custom.header("x-tea"), Some("yes"));
+    assert_eq!(custom.header("content-type"), Some("text/html"));
+    assert_eq!(custom.text(), "<b>teapot</b>");
+    assert_eq!(json(&get(&d, "shapes", "/api/awaits"))["got"], 8);
+    for bad in ["/api/garbage", "/api/badstatus"] {
+        let res = get(&d, "shapes", bad);
+        assert_eq!(res.status, 500, "{bad}");
+        assert!(json(&res)["error"].is_string());
+    }
+    let logs = d.ctl(&["logs", "shapes"]).ok().stdout;
+    assert!(logs.contains("cannot be sent"), "{logs}");
+    assert!(logs.contains("status must be a whole number"), "{logs}");
+}
+
+#[test]
+fn kv_with_ttl_per_site() {
+    let d = daemon();
+    let kv = r#"
+        export default async (req) => {
+          const { op, key, value, ttl, prefix } = req.query;
+          if (op === "set") { fazt.kv.set(key, value, ttl ? { ttl: Number(ttl) } : undefined); return "ok"; }
+          if (op === "get") return { value: fazt.kv.get(key) };
+          if (op === "delete") return { deleted: fazt.kv.delete(key) };
+          if (op === "list") return fazt.kv.list(prefix);
+        };"#;
+    deploy(&d, "a", &[("api/kv.js", kv)]);
+    deploy(&d, "b", &[("api/kv.js", kv)]);
+    get(&d, "a", "/api/kv?op=set&key=user:1&value=ada");
+    get(&d, "a", "/api/kv?op=set&key=user:2&value=bob");
+    get(&d, "a", "/api/kv?op=set&key=other&value=x");
+    get(&d, "b", "/api/kv?op=set&key=user:1&value=eve");
+    assert_eq!(
+        json(&get(&d, "a", "/api/kv?op=get&key=user:1"))["value"],
+        "ada"
+    );
+    assert_eq!(
+        json(&get(&d, "b", "/api/kv?op=get&key=user:1"))["value"],
+        "eve",
+        "sites do not share data"
+    );
+    assert_eq!(
+        json(&get(&d, "b", "/api/kv?op=get&key=user:2"))["value"],
+        serde_json::Value::Null
+    );
+    let listed = json(&get(&d, "a", "/api/kv?op=list&prefix=user:"));
+    let keys: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["user:1", "user:2"]);
+    assert_eq!(
+        json(&get(&d, "a", "/api/kv?op=delete&key=user:2"))["deleted"],
+        true
+    );
+    assert_eq!(
+        json(&get(&d, "a", "/api/kv?op=get&key=user:2"))["value"],
+        serde_json::Value::Null
+    );
+    // TTL: gone once it has passed.
+    get(&d, "a", "/api/kv?op=set&key=temp&value=soon&ttl=0.3");
+    assert_eq!(
+        json(&get(&d, "a", "/api/kv?op=get&key=temp"))["value"],
+        "soon"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        json(&get(&d, "a", "/api/kv?op=get&key=temp"))["value"],
+        serde_json::Value::Null
+    );
+    // Bad arguments are exceptions: 500, and the log says why.
+    deploy(
+        &d,
+        "c",
+        &[(
+            "api/bad.js",
+            "export default () => fazt.kv.set('k', 1, { ttl: -5 });",
+        )],
+    );
+    assert_eq!(get(&d, "c", "/api/bad").status, 500);
+    assert!(d
+        .ctl(&["logs", "c"])
+        .ok()
+        .stdout
+        .contains("ttl must be a positive number"));
+}
+
+#[test]
+fn docs_collections_and_queries() {
+    let d = daemon();
+    deploy(
+        &d,
+        "docs",
+        &[(
+            "api/run.js",
+            r#"export default () => {
+                for (const [name, age, tags] of [["ada", 36, ["math"]], ["bob", 25, ["art"]], ["cy", 41, ["math", "art"]]]) {
+                  fazt.docs.insert("people", { name, age, tags });
+                }
+                const explicit = fazt.docs.insert("people", { _id: "dee", name: "dee", age: 19, tags: [] });
+                return {
+                  id: explicit._id,
+                  older: fazt.docs.find("people", { age: { $gt: 30 } }).map((p) => p.name).sort(),
+                  range: fazt.docs.count("people", { age: { $gte: 25, $lte: 36 } }),
+                  math: fazt.docs.find("people", { tags: { $contains: "math" } }, { limit: 1 }).length,
+                  picked: fazt.docs.find("people", { name: { $in: ["bob", "dee"] } }).length,
+                  notBob: fazt.docs.count("people", { name: { $ne: "bob" } }),
+                  one: fazt.docs.findOne("people", { name: "cy" }).age,
+                  none: fazt.docs.findOne("people", { name: "zed" }),
+                  updated: fazt.docs.update("people", { age: { $lt: 30 } }, { young: true }),
+                  young: fazt.docs.count("people", { young: true }),
+                  deleted: fazt.docs.delete("people", { tags: { $contains: "art" } }),
+                  left: fazt.docs.count("people"),
+                };
+              };"#,
+        )],
+    );
+    let r = json(&get(&d, "docs", "/api/run"));
+    assert_eq!(r["id"], "dee");
+    assert_eq!(r["older"], serde_json::json!(["ada", "cy"]));
+    assert_eq!(r["range"], 2);
+    assert_eq!(r["math"], 1);
+    assert_eq!(r["picked"], 2);
+    assert_eq!(r["notBob"], 3);
+    assert_eq!(r["one"], 41);
+    assert_eq!(r["none"], serde_json::Value::Null);
+    assert_eq!(r["updated"], 2);
+    assert_eq!(r["young"], 2);
+    assert_eq!(r["deleted"], 2);
+    assert_eq!(r["left"], 2);
+}
+
+#[test]
+fn env_site_version_console_and_logs() {
+    let mut d = daemon();
+    deploy(
+        &d,
+        "envy",
+        &[(
+            "api/info.js",
+            "export default () => { console.log('called with', { n: 1 }); console.error('an error line'); return { token: fazt.env.get('TOKEN', 'unset'), site: fazt.site, version: fazt.version }; };",
+        )],
+    );
+    assert_eq!(json(&get(&d, "envy", "/api/info"))["token"], "unset");
+    d.ctl(&["env", "set", "envy", "TOKEN=s3cret-value", "MODE=prod"])
+        .ok();
+    let info = json(&get(&d, "envy", "/api/info"));
+    assert_eq!(info["token"], "s3cret-value");
+    assert_eq!(info["site"], "envy");
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    let masked = d.ctl(&["env", "list", "envy"]).ok().stdout;
+    assert!(
+        masked.contains("TOKEN") && !masked.contains("s3cret-value"),
+        "{masked}"
+    );
+    let revealed = d
+        .ctl(&["env", "list", "envy", "--reveal", "--json"])
+        .ok()
+        .json();
+    assert_eq!(revealed["TOKEN"], "s3cret-value");
+    d.ctl(&["env", "unset", "envy", "TOKEN"]).ok();
+    assert_eq!(json(&get(&d, "envy", "/api/info"))["token"], "unset");
+    assert_eq!(d.ctl(&["env", "set", "envy", "1BAD=x"]).code, Some(1));
+
+    let logs = d.ctl(&["logs", "envy", "-n", "10"]).ok().stdout;
+    assert!(logs.contains("INFO  called with {\"n\":1}"), "{logs}");
+    assert!(logs.contains("ERROR an error line"), "{logs}");
+    let lines = d.ctl(&["logs", "envy", "--json", "-n", "1"]).ok().stdout;
+    let last: serde_json::Value = serde_json::from_str(lines.trim()).unwrap();
+    assert_eq!(last["level"], "error");
+
+    // -f follows new lines live.
+    let mut follow = std::process::Command::new(fazt_e2e::bin("faztctl"))
+        .args([
+            "--socket",
+            d.socket().to_str().unwrap(),
+            "logs",
+            "envy",
+            "-f",
+            "-n",
+            "0",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.contains("called with"))
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    get(&d, "envy", "/api/info");
+    let found = {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !reader.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = follow.kill();
+        let _ = follow.wait();
+        reader.join().unwrap()
+    };
+    assert!(found.is_some(), "logs -f printed the new line");
+    // The daemon's own log names variables but never shows their values.
+    let (_, log) = d.stop_with(fazt_e2e::daemon::libc_sig::SIGTERM);
+    assert!(log.contains("TOKEN"), "{log}");
+    assert!(
+        !log.contains("s3cret-value"),
+        "a secret reached the daemon log: {log}"
+    );
+}
+
+#[test]
+fn a_runaway_loop_is_stopped_while_everything_else_keeps_serving() {
+    let d = daemon();
+    deploy(
+        &d,
+        "loopy",
+        &[
+            ("index.html", "static ok"),
+            ("api/loop.js", "export default () => { while (true) {} };"),
+            ("api/quick.js", "export default () => 'quick ok';"),
+        ],
+    );
+    let done = Arc::new(AtomicBool::new(false));
+    let looping = {
+        let (addr, done) = (d.addr, done.clone());
+        std::thread::spawn(move || {
+            let res = http::get(addr, "loopy.localhost", "/api/loop", &[]);
+            done.store(true, Ordering::SeqCst);
+            res
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(get(&d, "loopy", "/").text(), "static ok");
+    assert_eq!(get(&d, "loopy", "/api/quick").text(), "quick ok");
+    assert!(
+        !done.load(Ordering::SeqCst),
+        "static files and other functions answered while the loop ran"
+    );
+    let res = looping.join().unwrap();
+    assert_eq!(res.status, 503);
+    assert!(
+        json(&res)["error"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 1.0 s"),
+        "{}",
+        res.text()
+    );
+    assert!(d.ctl(&["logs", "loopy"]).ok().stdout.contains("time limit"));
+    assert_eq!(
+        get(&d, "loopy", "/api/quick").text(),
+        "quick ok",
+        "the worker recovered"
+    );
+}
+
+#[test]
+fn a_memory_bomb_is_stopped_and_memory_returns() {
+    let d = daemon();
+    deploy(
+        &d,
+        "bomb",
+        &[
+            ("api/array.js", "export default () => { const a = []; while (true) a.push('x'.repeat(64) + a.length); };"),
+            ("api/buffers.js", "export default () => { const keep = []; while (true) keep.push(new Uint8Array(1 << 20)); };"),
+            ("api/strings.js", "export default () => { const keep = []; for (let i = 0; ; i++) keep.push(String(i).repeat(100000)); };"),
+            ("api/ok.js", "export default () => 'fine';"),
+        ],
+    );
+    let rss = |d: &Faztd| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    get(&d, "bomb", "/api/ok");
+    let before = rss(&d);
+    for bomb in ["/api/array", "/api/buffers", "/api/strings"] {
+        let res = get(&d, "bomb", bomb);
+        assert_eq!(res.status, 503, "{bomb}: {}", res.text());
+        assert!(
+            json(&res)["error"].as_str().unwrap().contains("memory"),
+            "{}",
+            res.text()
+        );
+    }
+    assert_eq!(get(&d, "bomb", "/api/ok").text(), "fine");
+    let after = rss(&d);
+    assert!(
+        after < before + 40 * 1024,
+        "RSS went from {before} KiB to {after} KiB and stayed there"
+    );
+    assert!(d.ctl(&["logs", "bomb"]).ok().stdout.contains("memory"));
+}
+
+#[test]
+fn exceptions_recursion_and_syntax_errors() {
+    let d = daemon();
+    deploy(
+        &d,
+        "errs",
+        &[
+            (
+                "api/throw.js",
+                "export default () => { throw new Error('secret detail kaboom'); };",
+            ),
+            (
+                "api/deep.js",
+                "function f(n) { return f(n + 1) + 1; } export default () => f(0);",
+            ),
+            (
+                "api/reject.js",
+                "export default async () => { await null; throw new TypeError('async nope'); };",
+            ),
+            ("api/nodefault.js", "export const x = 1;"),
+            ("api/ok.js", "export default () => 'v1';"),
+        ],
+    );
+    let thrown = get(&d, "errs", "/api/throw");
+    assert_eq!(thrown.status, 500);
+    assert!(
+        !thrown.text().contains("kaboom"),
+        "no details leak to the client: {}",
+        thrown.text()
+    );
+    assert_eq!(get(&d, "errs", "/api/deep").status, 500);
+    assert_eq!(get(&d, "errs", "/api/reject").status, 500);
+    assert_eq!(get(&d, "errs", "/api/nodefault").status, 500);
+    let logs = d.ctl(&["logs", "errs"]).ok().stdout;
+    assert!(
+        logs.contains("secret detail kaboom") && logs.contains("api/throw.js:1"),
+        "{logs}"
+    );
+    assert!(logs.contains("Maximum call stack size exceeded"), "{logs}");
+    assert!(logs.contains("async nope"), "{logs}");
+    assert!(logs.contains("no default export"), "{logs}");
+
+    // A syntax error refuses the deploy, naming file and line; v1 keeps serving.
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "api/ok.js", "export default () => 'v2';");
+    write(
+        dir.path(),
+        "api/broken.js",
+        "export default () => {\n  let x = ;\n};",
+    );
+    let out = d.ctl(&["deploy", dir.path().to_str().unwrap(), "--site", "errs"]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("api/broken.js:2"), "{}", out.stderr);
+    assert!(out.stderr.contains("SyntaxError"), "{}", out.stderr);
+    assert_eq!(get(&d, "errs", "/api/ok").text(), "v1");
+}
+
+#[test]
+fn bodies_over_the_limit_are_refused() {
+    let d = daemon();
+    deploy(
+        &d,
+        "big",
+        &[("api/echo.js", "export default (req) => req.body.length;")],
+    );
+    let body = "x".repeat(20_000);
+    let request = format!(
+        "POST /api/echo HTTP/1.1\r\nHost: big.localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let res = http::raw(d.addr, request.as_bytes()).unwrap();
+    assert_eq!(res.status, 413);
+    assert!(json(&res)["error"]
+        .as_str()
+        .unwrap()
+        .contains("10000 bytes"));
+    let small = "POST /api/echo HTTP/1.1\r\nHost: big.localhost\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
+    assert_eq!(http::raw(d.addr, small.as_bytes()).unwrap().text(), "5");
+}
+
+#[test]
+fn concurrent_requests_share_no_globals_and_redeploys_switch_atomically() {
+    let d = daemon();
+    let counter = "globalThis.hits = (globalThis.hits ?? 0) + 1; let local = 0; export default () => { local += 1; globalThis.n = (globalThis.n ?? 0) + 1; return { hits: globalThis.hits, local, n: globalThis.n, v: 1 }; };";
+    deploy(&d, "iso", &[("api/count.js", counter)]);
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let addr = d.addr;
+            std::thread::spawn(move || {
+                (0..5)
+                    .map(|_| http::get(addr, "iso.localhost", "/api/count", &[]).text())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for h in handles {
+        for body in h.join().unwrap() {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(
+                (v["hits"].as_u64(), v["local"].as_u64(), v["n"].as_u64()),
+                (Some(1), Some(1), Some(1)),
+                "{body}"
+            );
+        }
+    }
+    // A redeploy switches to the new code at once (no stale bytecode).
+    deploy(
+        &d,
+        "iso",
+        &[("api/count.js", &counter.replace("v: 1", "v: 2"))],
+    );
+    assert_eq!(json(&get(&d, "iso", "/api/count"))["v"], 2);
+    // Rollback brings the old functions back with the old files.
+    d.ctl(&["rollback", "iso"]).ok();
+    assert_eq!(json(&get(&d, "iso", "/api/count"))["v"], 1);
+    let _ = faztctl;
+}
