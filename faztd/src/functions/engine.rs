@@ -211,6 +211,12 @@ fn describe(ctx: &Ctx<'_>, err: rquickjs::Error) -> String {
 }
 
 pub struct Engine {
+    /// A context with the prelude already loaded, made while the worker was idle.
+    spare: Option<Context>,
+    /// The prelude compiled once per runtime.
+    prelude: Vec<u8>,
+    /// The host API of the invocation being run, reached by `__fazt_host`.
+    host: Rc<RefCell<Option<HostContext>>>,
     rt: Runtime,
     deadline: Rc<Cell<Option<Instant>>>,
     current: Rc<RefCell<Option<Modules>>>,
@@ -235,13 +241,64 @@ impl Engine {
             store: store.clone(),
         };
         rt.set_loader(loader(), loader());
+        let prelude = {
+            let context = Context::full(&rt).map_err(|e| FnError::Internal(e.to_string()))?;
+            context.with(|ctx| {
+                Module::declare(ctx.clone(), "fazt:prelude", PRELUDE)
+                    .and_then(|m| m.write(WriteOptions::default()))
+                    .map_err(|e| {
+                        FnError::Internal(format!(
+                            "the prelude does not compile: {}",
+                            describe(&ctx, e)
+                        ))
+                    })
+            })?
+        };
         Ok(Engine {
+            spare: None,
+            prelude,
+            host: Rc::new(RefCell::new(None)),
             rt,
             deadline,
             current,
             limits,
             store,
         })
+    }
+
+    /// Makes the next invocation's context ahead of time: a fresh context
+    /// with the `fazt` API in it. Called when the worker has nothing to do.
+    pub fn prepare(&mut self) {
+        if self.spare.is_none() {
+            self.spare = self.new_context().ok();
+        }
+    }
+
+    fn new_context(&self) -> Result<Context, FnError> {
+        let context = Context::full(&self.rt).map_err(|e| match e {
+            rquickjs::Error::Allocation => FnError::OutOfMemory,
+            e => FnError::Internal(e.to_string()),
+        })?;
+        context.with(|ctx| {
+            let slot = self.host.clone();
+            let bridge = Function::new(ctx.clone(), move |op: String, args: String| -> String {
+                let args: Vec<serde_json::Value> = serde_json::from_str(&args).unwrap_or_default();
+                let reply = match slot.borrow().as_ref().map(|host| host.call(&op, &args)) {
+                    Some(Ok(value)) => serde_json::json!({ "ok": value }),
+                    Some(Err(message)) => serde_json::json!({ "error": message }),
+                    None => serde_json::json!({ "error": "fazt is only available while handling a request" }),
+                };
+                reply.to_string()
+            });
+            let setup = bridge.and_then(|bridge| ctx.globals().set("__fazt_host", bridge)).and_then(|_| {
+                // SAFETY: compiled from PRELUDE by this runtime in `Engine::new`.
+                let prelude = unsafe { Module::load(ctx.clone(), &self.prelude) }?;
+                let (_, done) = prelude.eval()?;
+                done.finish::<()>()
+            });
+            setup.map_err(|e| FnError::Internal(format!("cannot set up a context: {}", describe(&ctx, e))))
+        })?;
+        Ok(context)
     }
 
     /// Whether this runtime should be thrown away after `result`.
@@ -285,32 +342,19 @@ impl Engine {
         }
     }
 
-    fn run(&self, job: &Invocation, host: HostContext) -> Result<FnResponse, FnError> {
-        let context = Context::full(&self.rt).map_err(|e| match e {
-            rquickjs::Error::Allocation => FnError::OutOfMemory,
-            e => FnError::Internal(e.to_string()),
-        })?;
+    fn run(&mut self, job: &Invocation, host: HostContext) -> Result<FnResponse, FnError> {
+        // Every invocation gets a context no other request has touched.
+        let context = match self.spare.take() {
+            Some(context) => context,
+            None => self.new_context()?,
+        };
+        *self.host.borrow_mut() = Some(host);
         let store = self.store.clone();
-        context.with(|ctx| {
+        let result = context.with(|ctx| {
             let fail = |e: rquickjs::Error| match e {
                 rquickjs::Error::Allocation => FnError::OutOfMemory,
                 e => FnError::Exception(describe(&ctx, e)),
             };
-            let host = Rc::new(host);
-            let bridge = {
-                let host = host.clone();
-                Function::new(ctx.clone(), move |op: String, args: String| -> String {
-                    let args: Vec<serde_json::Value> = serde_json::from_str(&args).unwrap_or_default();
-                    let reply = match host.call(&op, &args) {
-                        Ok(value) => serde_json::json!({ "ok": value }),
-                        Err(message) => serde_json::json!({ "error": message }),
-                    };
-                    reply.to_string()
-                })
-                .map_err(fail)?
-            };
-            ctx.globals().set("__fazt_host", bridge).map_err(fail)?;
-            ctx.eval::<(), _>(PRELUDE).map_err(fail)?;
 
             let module = load_module(&ctx, &job.set, &store, &job.module).map_err(FnError::BadModule)?;
             let (module, evaluated) = module.eval().map_err(fail)?;
@@ -340,6 +384,8 @@ impl Engine {
                 .and_then(|s| s.to_string().ok())
                 .ok_or_else(|| FnError::Internal("the response could not be read".to_string()))?;
             serde_json::from_str(&json).map_err(|e| FnError::Internal(format!("the response could not be read: {e}")))
-        })
+        });
+        *self.host.borrow_mut() = None;
+        result
     }
 }

@@ -76,7 +76,17 @@ impl FunctionPool {
 
 fn worker(jobs: crossbeam_channel::Receiver<Job>, limits: Limits, shared: Shared) {
     let mut engine: Option<Engine> = None;
-    for job in jobs {
+    loop {
+        // With nothing queued, get the next context ready before waiting.
+        if jobs.is_empty() {
+            if engine.is_none() {
+                engine = Engine::new(limits, shared.store.clone()).ok();
+            }
+            if let Some(engine) = engine.as_mut() {
+                engine.prepare();
+            }
+        }
+        let Ok(job) = jobs.recv() else { break };
         let current = match engine.take() {
             Some(e) => Ok(e),
             None => Engine::new(limits, shared.store.clone()),

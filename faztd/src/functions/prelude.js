@@ -1,6 +1,6 @@
 // The `fazt` API and `console`, built on one native function:
 // __fazt_host(op, argsJson) -> '{"ok": value}' or '{"error": message}'.
-// Evaluated in every fresh context, before the site's module.
+// Evaluated (from bytecode) in every fresh context, before the site's module.
 const host = globalThis.__fazt_host;
 delete globalThis.__fazt_host;
 
@@ -25,8 +25,6 @@ function logger(level) {
   return (...parts) => call("log", level, parts.map(show).join(" "));
 }
 
-const info = call("info");
-
 globalThis.console = Object.freeze({
   log: logger("info"),
   info: logger("info"),
@@ -36,9 +34,10 @@ globalThis.console = Object.freeze({
 });
 
 globalThis.fazt = Object.freeze({
-  site: info.site,
-  version: info.fazt,
-  deployment: info.version,
+  // Read when used: the same prepared context can serve any request of a site.
+  get site() { return call("info").site; },
+  get version() { return call("info").fazt; },
+  get deployment() { return call("info").version; },
   kv: Object.freeze({
     get: (key) => call("kv.get", key),
     set: (key, value, options) => call("kv.set", key, value, options ?? {}),
