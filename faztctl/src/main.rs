@@ -87,6 +87,20 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Publish a message on a site's realtime channel (/_ws)
+    ///
+    /// The message is any JSON value; subscribers receive it as `data`.
+    /// For example: faztctl publish demo news '{"title":"hello"}'
+    Publish {
+        site: String,
+        channel: String,
+        /// The message, as JSON (quote text: '"hello"')
+        #[arg(value_name = "JSON")]
+        json_data: String,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     ///
     /// For example: faztctl completions bash > ~/.local/share/bash-completion/completions/faztctl
@@ -166,6 +180,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Set { key, value },
         } => commands::config::set(&socket, &key, &value).await,
+        Command::Publish {
+            site,
+            channel,
+            json_data,
+            json,
+        } => commands::publish::run(&socket, &site, &channel, &json_data, json).await,
         Command::Completions { .. } => unreachable!("handled before the runtime starts"),
     }
 }

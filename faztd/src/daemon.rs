@@ -15,6 +15,7 @@ use crate::http::catalog::SiteCatalog;
 use crate::http::host::SiteResolver;
 use crate::http::{self as fazt_http, HttpState};
 use crate::instance::Instance;
+use crate::realtime::{ChannelHub, RealtimeLimits};
 use crate::seed;
 use crate::store::Store;
 
@@ -93,10 +94,12 @@ pub async fn run(
     let bound = listener.local_addr()?;
 
     let catalog = Arc::new(SiteCatalog::load(store.clone())?);
+    let realtime = Arc::new(ChannelHub::new(RealtimeLimits::load(&store)?));
     let state = Arc::new(HttpState {
         catalog: catalog.clone(),
         resolver: SiteResolver::new(&decision.domain),
         started,
+        realtime: realtime.clone(),
     });
     let instance = Arc::new(Instance {
         store: store.clone(),
@@ -106,6 +109,7 @@ pub async fn run(
         socket_path: options.socket.clone(),
         started,
         deploys: DeploySessions::default(),
+        realtime: realtime.clone(),
         write_lock: tokio::sync::Mutex::new(()),
     });
     // Leftovers of deploys interrupted by a crash or a killed client.
@@ -138,8 +142,13 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down: letting in-flight requests finish");
     let _ = stop_tx.send(());
+    // WebSockets are not in-flight requests: tell them to close ("going away").
+    realtime.shutdown();
     if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
         tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing anyway");
+    }
+    if !realtime.wait_closed(Duration::from_secs(2)).await {
+        tracing::warn!("some WebSocket connections did not close in time");
     }
     control_task.abort();
     let _ = control_task.await;

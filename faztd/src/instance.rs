@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::control::deploy::DeploySessions;
 use crate::domain::DomainDecision;
 use crate::http::catalog::SiteCatalog;
+use crate::realtime::ChannelHub;
 use crate::store::Store;
 
 pub struct Instance {
@@ -18,6 +19,8 @@ pub struct Instance {
     pub socket_path: PathBuf,
     pub started: Instant,
     pub deploys: DeploySessions,
+    /// Realtime channels: `publish`, `count`, `presence`, `stats`.
+    pub realtime: Arc<ChannelHub>,
     /// Serialises what changes which versions are live or referenced:
     /// commits, rollbacks, removals and garbage collection.
     pub write_lock: tokio::sync::Mutex<()>,

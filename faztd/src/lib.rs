@@ -9,6 +9,7 @@ pub mod domain;
 pub mod http;
 pub mod instance;
 pub mod logging;
+pub mod realtime;
 pub mod seed;
 pub mod settings;
 pub mod store;

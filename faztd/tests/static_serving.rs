@@ -56,6 +56,7 @@ fn serve(sites: &[Site]) -> TestServer {
         catalog,
         resolver: SiteResolver::new("example.test"),
         started: Instant::now(),
+        realtime: Arc::new(faztd::realtime::ChannelHub::new(Default::default())),
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();

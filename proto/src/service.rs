@@ -92,6 +92,10 @@ pub struct DaemonStatus {
     pub listen: String,
     pub sites: u64,
     pub health: String,
+    /// Open WebSocket connections at `/_ws`, over every site.
+    pub realtime_connections: u64,
+    /// Realtime channels that exist (subscribed to, or keeping history).
+    pub realtime_channels: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -181,6 +185,17 @@ pub struct ConfigEntry {
     pub help: String,
 }
 
+/// What `publish` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishOutcome {
+    pub site: String,
+    pub channel: String,
+    /// The message's id on its channel.
+    pub id: u64,
+    /// Connections subscribed when it was sent.
+    pub subscribers: u64,
+}
+
 #[tarpc::service]
 pub trait Control {
     /// The handshake. Must stay first, with these types, forever.
@@ -197,4 +212,10 @@ pub trait Control {
     async fn commit_deploy(deploy_id: u64) -> Result<DeployOutcome, RpcError>;
     async fn config_get() -> Result<Vec<ConfigEntry>, RpcError>;
     async fn config_set(key: String, value: String) -> Result<ConfigEntry, RpcError>;
+    /// Publishes a JSON value (as text) on a site's realtime channel.
+    async fn publish(
+        site: String,
+        channel: String,
+        data_json: String,
+    ) -> Result<PublishOutcome, RpcError>;
 }

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod deploy;
+pub mod publish;
 pub mod sites;
 pub mod status;
 

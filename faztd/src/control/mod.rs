@@ -7,6 +7,7 @@
 
 pub mod deploy;
 mod errors;
+mod realtime;
 pub mod service;
 mod sites;
 mod status;
