@@ -95,9 +95,17 @@ pub async fn run(socket: &Path, json: bool) -> Result<ExitCode> {
         comfy_table::Cell::new(format!(
             "{} connection{}, {} channel{}",
             status.realtime_connections,
-            if status.realtime_connections == 1 { "" } else { "s" },
+            if status.realtime_connections == 1 {
+                ""
+            } else {
+                "s"
+            },
             status.realtime_channels,
-            if status.realtime_channels == 1 { "" } else { "s" },
+            if status.realtime_channels == 1 {
+                ""
+            } else {
+                "s"
+            },
         )),
     ]);
     rows.add_row(vec![

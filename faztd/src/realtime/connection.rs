@@ -65,7 +65,10 @@ pub fn accept(mut req: Request<Incoming>, state: &Arc<HttpState>) -> Response {
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_none_or(|v| v.as_bytes() != b"13")
     {
-        let mut res = refuse(StatusCode::BAD_REQUEST, "only WebSocket version 13 is spoken");
+        let mut res = refuse(
+            StatusCode::BAD_REQUEST,
+            "only WebSocket version 13 is spoken",
+        );
         res.headers_mut().insert(
             header::SEC_WEBSOCKET_VERSION,
             HeaderValue::from_static("13"),

@@ -26,15 +26,21 @@ use super::frames;
 pub enum RealtimeError {
     #[error("channel names are 1 to 128 visible ASCII characters")]
     BadChannel,
-    #[error("the message is {size} bytes; the limit is {limit} (setting realtime_max_frame_bytes)")]
+    #[error(
+        "the message is {size} bytes; the limit is {limit} (setting realtime_max_frame_bytes)"
+    )]
     TooLarge { size: usize, limit: usize },
     #[error("presence info is {size} bytes; the limit is {limit}")]
     InfoTooLarge { size: usize, limit: usize },
     #[error("the site has {limit} channels already (setting realtime_max_channels_per_site)")]
     TooManyChannels { limit: usize },
-    #[error("the site has {limit} connections already (setting realtime_max_connections_per_site)")]
+    #[error(
+        "the site has {limit} connections already (setting realtime_max_connections_per_site)"
+    )]
     TooManyConnections { limit: usize },
-    #[error("this connection has {limit} subscriptions already (setting realtime_max_subscriptions)")]
+    #[error(
+        "this connection has {limit} subscriptions already (setting realtime_max_subscriptions)"
+    )]
     TooManySubscriptions { limit: usize },
     #[error("already subscribed to this channel")]
     AlreadySubscribed,
@@ -517,7 +523,10 @@ mod tests {
         a.unsubscribe("c").unwrap();
         let mut sub = a.subscribe("c", Some(ids[3]), None).unwrap();
         assert!(!sub.missed);
-        assert_eq!(sub.replay.iter().map(id_of).collect::<Vec<_>>(), vec![ids[4]]);
+        assert_eq!(
+            sub.replay.iter().map(id_of).collect::<Vec<_>>(),
+            vec![ids[4]]
+        );
         let next = hub.publish("s", "c", &json!("live")).unwrap();
         assert_eq!(id_of(&sub.rx.try_recv().unwrap()), next);
     }
@@ -551,7 +560,8 @@ mod tests {
             .subscribe("presence-r", None, Some(json!({"name": "bob"})))
             .unwrap();
         assert_eq!(sb.members.as_ref().unwrap().len(), 2);
-        let join: Value = serde_json::from_str(sa.rx.try_recv().unwrap().to_text().unwrap()).unwrap();
+        let join: Value =
+            serde_json::from_str(sa.rx.try_recv().unwrap().to_text().unwrap()).unwrap();
         assert_eq!(join["event"], "join");
         assert_eq!(join["member"]["info"]["name"], "bob");
         assert_eq!(hub.presence("s", "presence-r").len(), 2);
@@ -584,6 +594,9 @@ mod tests {
             hub.publish("s", "x", &json!("a long string")),
             Err(RealtimeError::TooLarge { .. })
         ));
-        assert_eq!(hub.publish("s", "bad name", &json!(1)), Err(RealtimeError::BadChannel));
+        assert_eq!(
+            hub.publish("s", "bad name", &json!(1)),
+            Err(RealtimeError::BadChannel)
+        );
     }
 }
