@@ -47,7 +47,8 @@ enum Command {
     /// Files ignored by .gitignore or .faztignore, dotfiles (except
     /// .well-known/), node_modules and symlinks are skipped. The new version
     /// goes live atomically; the previous one stays for `faztctl rollback`.
-    /// A fazt.json at the top configures the site, e.g. {"spa": true}.
+    /// A fazt.json at the top configures the site, e.g. {"spa": true} or
+    /// {"realtime": {"clientPublish": ["chat-*"]}}.
     Deploy {
         /// The folder to deploy
         dir: PathBuf,

@@ -257,11 +257,11 @@ async fn a_slow_reader_is_cut_off_while_others_keep_receiving() {
     slow.subscribe("room-s").await;
     let mut publisher = client(&d, "chat").await;
 
-    // 2,000 messages of 4 KiB (8 MiB): more than the slow reader's socket
+    // 2,000 messages of 8 KiB (16 MiB): more than the slow reader's socket
     // buffers and queue hold. The publisher stays within 32 of the fast
     // reader, so only the slow one can fall behind.
     const MESSAGES: u64 = 2000;
-    let pad = "x".repeat(4096);
+    let pad = "x".repeat(8192);
     let mut received = 0u64;
     for i in 0..MESSAGES {
         publisher
