@@ -113,7 +113,7 @@ wait_port() {
 # ---------------------------------------------------------------------------
 # The Node.js server: the same frames as faztd for what the client uses
 # (subscribe → subscribed, publish → message to every subscriber), one
-# JSON.stringify per message, sent to each subscriber.
+# JSON.stringify and one Buffer per message, sent to each subscriber.
 # ---------------------------------------------------------------------------
 log "installing ws from npm into $TMP/node"
 mkdir -p "$TMP/node"
@@ -134,9 +134,10 @@ wss.on('connection', (ws) => {
       ws.subs.add(f.channel);
       ws.send(JSON.stringify({ type: 'subscribed', channel: f.channel }));
     } else if (f.type === 'publish') {
-      const out = JSON.stringify({ type: 'message', channel: f.channel, id: nextId++, ts: Date.now(), data: f.data });
+      // Serialised and encoded once, sent to every subscriber as text.
+      const out = Buffer.from(JSON.stringify({ type: 'message', channel: f.channel, id: nextId++, ts: Date.now(), data: f.data }));
       const subs = channels.get(f.channel);
-      if (subs) for (const s of subs) if (s.readyState === WebSocket.OPEN) s.send(out);
+      if (subs) for (const s of subs) if (s.readyState === WebSocket.OPEN) s.send(out, { binary: false });
     } else if (f.type === 'ping') {
       ws.send('{"type":"pong"}');
     }

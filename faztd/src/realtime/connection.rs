@@ -16,6 +16,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncReadExt;
 use tokio::time::{timeout, Instant};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
@@ -151,6 +152,9 @@ fn socket_config(max_frame_bytes: usize) -> WebSocketConfig {
 enum Ending {
     /// Send a close frame with this code and reason.
     Close(u16, String),
+    /// A frame beyond the hard cap: close with 1009, then discard what the
+    /// client is still sending, so the close frame is not lost to a reset.
+    Oversized(String),
     /// The peer is gone, closed, or stalled: nothing more to say.
     Gone,
 }
@@ -177,7 +181,12 @@ impl Connection {
 
     async fn run(mut self) {
         let ending = self.serve().await;
-        if let Ending::Close(code, reason) = ending {
+        let (close, drain) = match ending {
+            Ending::Close(code, reason) => (Some((code, reason)), false),
+            Ending::Oversized(reason) => (Some((1009, reason)), true),
+            Ending::Gone => (None, false),
+        };
+        if let Some((code, reason)) = close {
             tracing::debug!(site = self.client.site(), client = self.client.id(), code, %reason, "closing websocket");
             let frame = CloseFrame {
                 code: CloseCode::from(code),
@@ -187,6 +196,14 @@ impl Connection {
                 Duration::from_secs(2),
                 self.ws.send(Message::Close(Some(frame))),
             )
+            .await;
+        }
+        if drain {
+            let io = self.ws.get_mut();
+            let _ = timeout(Duration::from_secs(2), async {
+                let mut buf = vec![0u8; 16 * 1024];
+                while let Ok(1..) = io.read(&mut buf).await {}
+            })
             .await;
         }
         // Dropping the handle leaves every channel; presence sees `leave`.
@@ -207,7 +224,7 @@ impl Connection {
                         None => return Ending::Gone,
                         Some(Ok(message)) => message,
                         Some(Err(WsError::Capacity(err))) => {
-                            return Ending::Close(1009, format!("frame too large: {err}"));
+                            return Ending::Oversized(format!("frame too large: {err}"));
                         }
                         Some(Err(_)) => return Ending::Gone,
                     };
@@ -393,7 +410,7 @@ impl Connection {
             RealtimeError::TooLarge { .. } => ErrorCode::FrameTooLarge,
             RealtimeError::InfoTooLarge { .. } => ErrorCode::InfoTooLarge,
             RealtimeError::TooManyChannels { .. } => ErrorCode::TooManyChannels,
-            RealtimeError::TooManyConnections { .. } => ErrorCode::TooManyChannels,
+            RealtimeError::TooManyConnections { .. } => ErrorCode::TooManyConnections,
             RealtimeError::TooManySubscriptions { .. } => ErrorCode::TooManySubscriptions,
             RealtimeError::AlreadySubscribed => ErrorCode::AlreadySubscribed,
             RealtimeError::NotSubscribed => ErrorCode::NotSubscribed,
