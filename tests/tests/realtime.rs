@@ -504,3 +504,27 @@ async fn shutdown_closes_connections_with_going_away() {
         other => panic!("expected a 1001 close, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_drop_clients_that_stop_answering() {
+    let d = Faztd::start();
+    d.ctl(&["config", "set", "realtime_heartbeat_secs", "1"])
+        .ok();
+    let mut alive = client(&d, "demo").await;
+    alive.subscribe("x").await;
+    // This one never reads again, so it never answers the server's pings.
+    let mut dead = client(&d, "demo").await;
+    dead.subscribe("x").await;
+    let connections = || {
+        d.ctl(&["status", "--json"]).ok().json()["daemon"]["realtime_connections"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(connections(), 2);
+    // The live client keeps reading (and so answers pings) for 4 s.
+    assert!(alive.quiet_for(Duration::from_secs(4)).await);
+    assert_eq!(connections(), 1, "the silent client was dropped");
+    d.ctl(&["publish", "demo", "x", "1"]).ok();
+    assert_eq!(alive.recv_type("message").await["data"], 1);
+    drop(dead);
+}
