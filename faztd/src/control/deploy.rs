@@ -164,6 +164,10 @@ pub async fn begin(
     }
 
     let hashes: Vec<Hash> = sizes.keys().copied().collect();
+    // Held until the session is registered (and so pins its blobs): a
+    // collection running in between would delete a stored, unreferenced blob
+    // this plan just told the client it need not upload.
+    let _guard = instance.write_lock.lock().await;
     let missing = instance
         .blocking(move |i| {
             let mut missing = i.store.missing_blobs(&hashes)?;
