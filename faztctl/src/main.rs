@@ -47,7 +47,8 @@ enum Command {
     /// Files ignored by .gitignore or .faztignore, dotfiles (except
     /// .well-known/), node_modules and symlinks are skipped. The new version
     /// goes live atomically; the previous one stays for `faztctl rollback`.
-    /// A fazt.json at the top configures the site, e.g. {"spa": true}.
+    /// A fazt.json at the top configures the site, e.g. {"spa": true} or
+    /// {"realtime": {"clientPublish": ["chat-*"]}}.
     Deploy {
         /// The folder to deploy
         dir: PathBuf,
@@ -104,6 +105,20 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Publish a message on a site's realtime channel (/_ws)
+    ///
+    /// The message is any JSON value; subscribers receive it as `data`.
+    /// For example: faztctl publish demo news '{"title":"hello"}'
+    Publish {
+        site: String,
+        channel: String,
+        /// The message, as JSON (quote text: '"hello"')
+        #[arg(value_name = "JSON")]
+        json_data: String,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     ///
@@ -223,6 +238,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Env {
             command: EnvCommand::Unset { site, names },
         } => commands::functions::env_unset(&socket, &site, &names).await,
+        Command::Publish {
+            site,
+            channel,
+            json_data,
+            json,
+        } => commands::publish::run(&socket, &site, &channel, &json_data, json).await,
         Command::Completions { .. } => unreachable!("handled before the runtime starts"),
     }
 }

@@ -18,6 +18,7 @@ use crate::http::catalog::SiteCatalog;
 use crate::http::host::SiteResolver;
 use crate::http::{self as fazt_http, HttpState};
 use crate::instance::Instance;
+use crate::realtime::{ChannelHub, RealtimeLimits};
 use crate::seed;
 use crate::settings;
 use crate::store::Store;
@@ -98,13 +99,15 @@ pub async fn run(
     let control_listener = control::bind(&options.socket)?;
 
     let catalog = Arc::new(SiteCatalog::load(store.clone())?);
-    let functions = Arc::new(start_functions(&store)?);
+    let realtime = Arc::new(ChannelHub::new(RealtimeLimits::load(&store)?));
+    let functions = Arc::new(start_functions(&store, realtime.clone())?);
     let state = Arc::new(HttpState {
         catalog: catalog.clone(),
         resolver: SiteResolver::new(&decision.domain),
         started,
         functions: functions.clone(),
         function_body_limit: settings::number(&store, "function_body_bytes")?,
+        realtime: realtime.clone(),
     });
     let instance = Arc::new(Instance {
         store: store.clone(),
@@ -115,6 +118,7 @@ pub async fn run(
         started,
         deploys: DeploySessions::default(),
         functions,
+        realtime: realtime.clone(),
         write_lock: tokio::sync::Mutex::new(()),
     });
     // Leftovers of deploys interrupted by a crash or a killed client.
@@ -147,8 +151,13 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down: letting in-flight requests finish");
     let _ = stop_tx.send(());
+    // WebSockets are not in-flight requests: tell them to close ("going away").
+    realtime.shutdown();
     if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
         tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing anyway");
+    }
+    if !realtime.wait_closed(Duration::from_secs(2)).await {
+        tracing::warn!("some WebSocket connections did not close in time");
     }
     control_task.abort();
     let _ = control_task.await;
@@ -164,7 +173,7 @@ pub async fn run(
 }
 
 /// Starts the JavaScript workers with the limits from the settings.
-fn start_functions(store: &Arc<Store>) -> Result<FunctionPool> {
+fn start_functions(store: &Arc<Store>, realtime: Arc<ChannelHub>) -> Result<FunctionPool> {
     let limits = Limits {
         timeout: Duration::from_millis(settings::number(store, "function_timeout_ms")?),
         memory_bytes: (settings::number(store, "function_memory_mb")? as usize)
@@ -175,7 +184,7 @@ fn start_functions(store: &Arc<Store>) -> Result<FunctionPool> {
     let shared = Shared {
         store: store.clone(),
         logs: Arc::new(SiteLogs::default()),
-        realtime: None,
+        realtime: Some(realtime),
     };
     FunctionPool::start(workers, limits, shared).context("cannot start the function workers")
 }

@@ -9,6 +9,7 @@ use crate::control::deploy::DeploySessions;
 use crate::domain::DomainDecision;
 use crate::functions::FunctionPool;
 use crate::http::catalog::SiteCatalog;
+use crate::realtime::ChannelHub;
 use crate::store::Store;
 
 pub struct Instance {
@@ -20,6 +21,8 @@ pub struct Instance {
     pub started: Instant,
     pub deploys: DeploySessions,
     pub functions: Arc<FunctionPool>,
+    /// Realtime channels: `publish`, `count`, `presence`, `stats`.
+    pub realtime: Arc<ChannelHub>,
     /// Serialises what changes which versions are live or referenced:
     /// commits, rollbacks, removals and garbage collection.
     pub write_lock: tokio::sync::Mutex<()>,

@@ -10,6 +10,7 @@ pub mod functions;
 pub mod http;
 pub mod instance;
 pub mod logging;
+pub mod realtime;
 pub mod seed;
 pub mod settings;
 pub mod store;

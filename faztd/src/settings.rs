@@ -94,6 +94,48 @@ pub static SETTINGS: &[SettingSpec] = &[
         "threads running JavaScript (applies at the next start)",
         validate_positive,
     ),
+    spec(
+        "realtime_history",
+        "100",
+        "messages each realtime channel keeps for catch-up (0 = none)",
+        validate_number,
+    ),
+    spec(
+        "realtime_max_frame_bytes",
+        "65536",
+        "largest realtime frame a client may send, and largest published message (bytes)",
+        validate_positive,
+    ),
+    spec(
+        "realtime_max_connections_per_site",
+        "10000",
+        "most WebSocket connections one site may have at once",
+        validate_positive,
+    ),
+    spec(
+        "realtime_max_subscriptions",
+        "100",
+        "most channels one WebSocket connection may subscribe to",
+        validate_positive,
+    ),
+    spec(
+        "realtime_max_channels_per_site",
+        "10000",
+        "most realtime channels one site may have at once",
+        validate_positive,
+    ),
+    spec(
+        "realtime_queue_messages",
+        "512",
+        "messages a realtime client may fall behind before it is disconnected (new channels)",
+        validate_positive,
+    ),
+    spec(
+        "realtime_heartbeat_secs",
+        "30",
+        "seconds between WebSocket pings; a client silent for two is dropped",
+        validate_positive,
+    ),
 ];
 
 /// A numeric setting, or its default when unset or unreadable.
@@ -133,6 +175,13 @@ impl Limits {
             max_files: num("max_files")?,
         })
     }
+}
+
+fn validate_number(value: &str) -> Result<(), String> {
+    value
+        .parse::<u64>()
+        .map(|_| ())
+        .map_err(|_| format!("{value:?} is not a whole number"))
 }
 
 fn validate_positive(value: &str) -> Result<(), String> {
@@ -179,5 +228,14 @@ mod tests {
         assert!(spec_for("domain").unwrap().validate("bad domain").is_err());
         assert!(spec_for("nope").is_none());
         assert_eq!(DEFAULT_RETAIN, DEFAULT_RETAIN_VERSIONS.to_string());
+        assert!(spec_for("realtime_history").unwrap().validate("0").is_ok());
+    }
+
+    #[test]
+    fn realtime_defaults_match_the_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("d.redb")).unwrap();
+        let loaded = crate::realtime::RealtimeLimits::load(&store).unwrap();
+        assert_eq!(loaded, crate::realtime::RealtimeLimits::default());
     }
 }

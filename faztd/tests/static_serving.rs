@@ -68,6 +68,7 @@ fn serve(sites: &[Site]) -> TestServer {
         started: Instant::now(),
         functions: Arc::new(faztd::functions::FunctionPool::start(1, limits, shared).unwrap()),
         function_body_limit: 1 << 20,
+        realtime: Arc::new(faztd::realtime::ChannelHub::new(Default::default())),
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();

@@ -20,7 +20,7 @@ pub const FAZT_COMMIT: &str = env!("FAZT_COMMIT");
 
 /// Bumped whenever the control protocol changes incompatibly. Both sides
 /// compare it in the handshake that opens every connection.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The default TCP port for HTTP serving when nothing else is configured.
 pub const DEFAULT_HTTP_PORT: u16 = 8080;

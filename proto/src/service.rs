@@ -92,6 +92,10 @@ pub struct DaemonStatus {
     pub listen: String,
     pub sites: u64,
     pub health: String,
+    /// Open WebSocket connections at `/_ws`, over every site.
+    pub realtime_connections: u64,
+    /// Realtime channels that exist (subscribed to, or keeping history).
+    pub realtime_channels: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -197,6 +201,17 @@ pub struct EnvVar {
     pub value: String,
 }
 
+/// What `publish` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishOutcome {
+    pub site: String,
+    pub channel: String,
+    /// The message's id on its channel.
+    pub id: u64,
+    /// Connections subscribed when it was sent.
+    pub subscribers: u64,
+}
+
 #[tarpc::service]
 pub trait Control {
     /// The handshake. Must stay first, with these types, forever.
@@ -225,4 +240,10 @@ pub trait Control {
     async fn env_set(site: String, name: String, value: String) -> Result<(), RpcError>;
     /// Returns whether the variable existed.
     async fn env_unset(site: String, name: String) -> Result<bool, RpcError>;
+    /// Publishes a JSON value (as text) on a site's realtime channel.
+    async fn publish(
+        site: String,
+        channel: String,
+        data_json: String,
+    ) -> Result<PublishOutcome, RpcError>;
 }

@@ -3,6 +3,7 @@
 pub mod config;
 pub mod deploy;
 pub mod functions;
+pub mod publish;
 pub mod sites;
 pub mod status;
 

@@ -91,6 +91,24 @@ pub async fn run(socket: &Path, json: bool) -> Result<ExitCode> {
         comfy_table::Cell::new(status.sites),
     ]);
     rows.add_row(vec![
+        comfy_table::Cell::new("realtime"),
+        comfy_table::Cell::new(format!(
+            "{} connection{}, {} channel{}",
+            status.realtime_connections,
+            if status.realtime_connections == 1 {
+                ""
+            } else {
+                "s"
+            },
+            status.realtime_channels,
+            if status.realtime_channels == 1 {
+                ""
+            } else {
+                "s"
+            },
+        )),
+    ]);
+    rows.add_row(vec![
         comfy_table::Cell::new("data"),
         comfy_table::Cell::new(format!(
             "{} ({})",

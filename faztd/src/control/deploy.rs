@@ -165,6 +165,10 @@ pub async fn begin(
     }
 
     let hashes: Vec<Hash> = sizes.keys().copied().collect();
+    // Held until the session is registered (and so pins its blobs): a
+    // collection running in between would delete a stored, unreferenced blob
+    // this plan just told the client it need not upload.
+    let _guard = instance.write_lock.lock().await;
     let missing = instance
         .blocking(move |i| {
             let mut missing = i.store.missing_blobs(&hashes)?;
@@ -407,10 +411,10 @@ async fn check_functions(instance: &Arc<Instance>, files: &[NewFile]) -> Result<
 struct SiteConfig {
     #[serde(default)]
     spa: bool,
-    /// Realtime settings, read by the realtime feature when it lands.
+    /// Who may publish on which channels; the catalog reads it again from
+    /// the live version's `fazt.json` (see `SiteRealtime::from_site_config`).
     #[serde(default)]
-    #[allow(dead_code)]
-    realtime: Option<serde_json::Value>,
+    realtime: Option<crate::realtime::SiteRealtime>,
 }
 
 fn read_site_config(instance: &Instance, hash: &Hash) -> Result<SiteConfig, RpcError> {
@@ -418,8 +422,14 @@ fn read_site_config(instance: &Instance, hash: &Hash) -> Result<SiteConfig, RpcE
         .store
         .read_blob(hash)?
         .ok_or_else(|| RpcError::Failed("fazt.json went missing".to_string()))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| RpcError::Invalid(format!("{SITE_CONFIG_FILE} is not valid: {e}")))
+    let config: SiteConfig = serde_json::from_slice(&bytes)
+        .map_err(|e| RpcError::Invalid(format!("{SITE_CONFIG_FILE} is not valid: {e}")))?;
+    if let Some(realtime) = &config.realtime {
+        realtime
+            .validate()
+            .map_err(|why| RpcError::Invalid(format!("{SITE_CONFIG_FILE}: {why}")))?;
+    }
+    Ok(config)
 }
 
 fn owned_session(

@@ -8,6 +8,7 @@
 pub mod deploy;
 mod errors;
 mod functions;
+mod realtime;
 pub mod service;
 mod sites;
 mod status;

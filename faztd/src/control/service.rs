@@ -7,7 +7,7 @@ use std::sync::Arc;
 use fazt_proto::*;
 use tarpc::context::Context;
 
-use super::{deploy, functions, sites, status};
+use super::{deploy, functions, realtime, sites, status};
 use crate::instance::Instance;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -165,5 +165,16 @@ impl Control for ControlConnection {
     ) -> Result<ConfigEntry, RpcError> {
         self.greeted()?;
         status::config_set(&self.instance, key, value).await
+    }
+
+    async fn publish(
+        self,
+        _: Context,
+        site: String,
+        channel: String,
+        data_json: String,
+    ) -> Result<PublishOutcome, RpcError> {
+        self.greeted()?;
+        realtime::publish(&self.instance, site, channel, data_json).await
     }
 }

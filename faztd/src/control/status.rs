@@ -9,6 +9,7 @@ use crate::settings::{self, SETTINGS};
 
 pub async fn status(instance: &Arc<Instance>) -> Result<DaemonStatus, RpcError> {
     let i = instance;
+    let realtime = i.realtime.stats();
     Ok(DaemonStatus {
         version: fazt_proto::FAZT_VERSION.to_string(),
         commit: fazt_proto::FAZT_COMMIT.to_string(),
@@ -24,6 +25,8 @@ pub async fn status(instance: &Arc<Instance>) -> Result<DaemonStatus, RpcError> 
         listen: i.listen.to_string(),
         sites: i.catalog.site_names().len() as u64,
         health: "ok".to_string(),
+        realtime_connections: realtime.connections,
+        realtime_channels: realtime.channels,
     })
 }
 
@@ -63,6 +66,10 @@ pub async fn config_set(
     instance
         .blocking(move |i| {
             i.store.set_setting(spec.key, &value)?;
+            if spec.key.starts_with("realtime_") {
+                i.realtime
+                    .set_limits(crate::realtime::RealtimeLimits::load(&i.store)?);
+            }
             tracing::info!(key = spec.key, value = %value, "setting changed");
             Ok(ConfigEntry {
                 key: spec.key.to_string(),

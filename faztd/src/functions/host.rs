@@ -237,3 +237,18 @@ fn new_id() -> String {
     hasher.update(&std::process::id().to_le_bytes());
     format!("{ms:012x}{}", &hasher.finalize().to_hex()[..8])
 }
+
+/// `fazt.realtime` publishes through the instance's channel hub.
+impl RealtimeBridge for crate::realtime::ChannelHub {
+    fn publish(&self, site: &str, channel: &str, data: Value) -> Result<u64, String> {
+        crate::realtime::ChannelHub::publish(self, site, channel, &data).map_err(|e| e.to_string())
+    }
+
+    fn count(&self, site: &str, channel: &str) -> u64 {
+        crate::realtime::ChannelHub::count(self, site, channel) as u64
+    }
+
+    fn presence(&self, site: &str, channel: &str) -> Value {
+        Value::Array(crate::realtime::ChannelHub::presence(self, site, channel))
+    }
+}

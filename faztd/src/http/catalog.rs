@@ -45,6 +45,8 @@ pub struct ServedSite {
     pub name: String,
     pub version: u64,
     pub spa: bool,
+    /// The `realtime` section of the version's `fazt.json`.
+    pub realtime: crate::realtime::SiteRealtime,
     pub last_modified: HeaderValue,
     pub modified_secs: u64,
     pub files: HashMap<String, Arc<ServedFile>>,
@@ -111,6 +113,19 @@ impl SiteCatalog {
     /// Re-reads one site from the store (after a deploy, rollback or removal).
     pub fn reload(&self, name: &str) -> Result<(), StoreError> {
         let loaded = self.store.live_version(name)?;
+        // Read before taking the lock, so serving never waits on the store.
+        let realtime = match loaded.as_ref().and_then(|live| {
+            live.files
+                .iter()
+                .find(|f| f.path == crate::control::deploy::SITE_CONFIG_FILE)
+        }) {
+            Some(config) => self
+                .store
+                .read_blob(&config.file.hash)?
+                .map(|bytes| crate::realtime::SiteRealtime::from_site_config(&bytes))
+                .unwrap_or_default(),
+            None => crate::realtime::SiteRealtime::default(),
+        };
         let mut sites = self.sites.write().expect("catalog lock");
         match loaded {
             None => {
@@ -167,6 +182,7 @@ impl SiteCatalog {
                     name: site.name.clone(),
                     version: version.id,
                     spa: version.spa,
+                    realtime,
                     last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified))
                         .expect("http date"),
                     modified_secs: version.created_at,

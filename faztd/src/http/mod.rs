@@ -4,6 +4,11 @@
 //! Request flow: `Host` → [`host::SiteResolver`] → site name → live
 //! [`catalog::ServedSite`] → [`request_path::parse`] → [`static_files::resolve`]
 //! → [`static_files::respond`]. Instance endpoints under `/_fazt/` come first.
+//!
+//! [`serve`] runs its own accept loop (hyper-util, as `warp::serve` does) so
+//! that `/_ws` is handed to [`crate::realtime`] before warp sees it: warp's
+//! own WebSocket filter cannot be given small buffers. Every other request
+//! goes through the warp filter unchanged.
 
 pub mod catalog;
 pub mod host;
@@ -14,7 +19,13 @@ pub mod static_files;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tower_service::Service;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -28,6 +39,7 @@ use warp::{Filter, Rejection};
 use crate::functions::serve::FunctionRequest;
 use crate::functions::FunctionPool;
 
+use crate::realtime::{self, ChannelHub};
 use catalog::SiteCatalog;
 use host::{HostRoute, SiteResolver};
 use request_path::PathError;
@@ -43,6 +55,7 @@ pub struct HttpState {
     pub functions: Arc<FunctionPool>,
     /// Largest request body a function accepts.
     pub function_body_limit: u64,
+    pub realtime: Arc<ChannelHub>,
 }
 
 /// The parts of a request the handlers look at.
@@ -54,6 +67,12 @@ struct RequestHead<'a> {
     remote: Option<SocketAddr>,
 }
 
+/// The client's address, in every request's extensions. `serve` runs its
+/// own accept loop, so `warp::addr::remote()` is always `None`: use
+/// `warp::ext::get::<ClientAddr>()`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
 /// The whole HTTP surface as one warp filter.
 pub fn routes(
     state: Arc<HttpState>,
@@ -63,7 +82,7 @@ pub fn routes(
         .and(warp::path::full())
         .and(query)
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(warp::ext::optional::<ClientAddr>().map(|addr: Option<ClientAddr>| addr.map(|a| a.0)))
         .and(warp::body::stream())
         .and(warp::any().map(move || state.clone()))
         .then(
@@ -89,17 +108,68 @@ pub fn routes(
 }
 
 /// Serves `routes` on `listener` until `shutdown` resolves, then lets
-/// in-flight requests finish.
+/// in-flight requests finish. Requests for `/_ws` go to the realtime hub;
+/// upgraded connections are not waited for here (the hub closes them).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<HttpState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes(state))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    let filter = routes(state.clone());
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    accept_failed(err).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Realtime frames are small and latency matters; HTTP responses are
+        // written whole, so this costs them nothing.
+        let _ = stream.set_nodelay(true);
+        let warp_service = warp::service(filter.clone());
+        let state = state.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ClientAddr(peer));
+            let ws = (req.uri().path() == realtime::WS_PATH).then(|| state.clone());
+            let mut warp_service = warp_service.clone();
+            async move {
+                match ws {
+                    Some(state) => Ok(realtime::connection::accept(req, &state)),
+                    None => warp_service.call(req).await,
+                }
+            }
+        });
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(err) = watcher.watch(conn).await {
+                tracing::debug!("connection from {peer} ended with an error: {err}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Errors of `accept`: a peer that gave up is nothing; running out of file
+/// descriptors (or similar) is waited out instead of spinning.
+async fn accept_failed(err: std::io::Error) {
+    use std::io::ErrorKind::*;
+    if matches!(
+        err.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!("cannot accept connections: {err}; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 async fn handle<S, B>(state: &HttpState, req: &RequestHead<'_>, body: S) -> Response

@@ -1,0 +1,174 @@
+//! What configures realtime: the instance-wide limits (settings) and each
+//! site's own `realtime` section of `fazt.json`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::settings;
+use crate::store::{Store, StoreError};
+
+/// The limits in force, read from the settings at start and whenever a
+/// `realtime_*` setting changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RealtimeLimits {
+    /// Messages kept per channel for catch-up (`since`); 0 keeps none.
+    pub history: usize,
+    /// Largest client frame, and largest published message, in bytes.
+    pub max_frame_bytes: usize,
+    pub max_connections_per_site: usize,
+    pub max_subscriptions: usize,
+    pub max_channels_per_site: usize,
+    /// How many messages a subscriber may fall behind before it is cut off.
+    /// Applies to channels created after a change.
+    pub queue_messages: usize,
+    /// Server pings this often; a client silent for two periods is dropped,
+    /// and a write stalled this long ends the connection.
+    pub heartbeat: Duration,
+}
+
+impl Default for RealtimeLimits {
+    fn default() -> Self {
+        RealtimeLimits {
+            history: 100,
+            max_frame_bytes: 64 * 1024,
+            max_connections_per_site: 10_000,
+            max_subscriptions: 100,
+            max_channels_per_site: 10_000,
+            queue_messages: 512,
+            heartbeat: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RealtimeLimits {
+    pub fn load(store: &Store) -> Result<RealtimeLimits, StoreError> {
+        let num = |key: &str, fallback: usize| -> Result<usize, StoreError> {
+            Ok(settings::get(store, key)?.parse().unwrap_or(fallback))
+        };
+        let d = RealtimeLimits::default();
+        Ok(RealtimeLimits {
+            history: num("realtime_history", d.history)?,
+            max_frame_bytes: num("realtime_max_frame_bytes", d.max_frame_bytes)?.max(1),
+            max_connections_per_site: num(
+                "realtime_max_connections_per_site",
+                d.max_connections_per_site,
+            )?,
+            max_subscriptions: num("realtime_max_subscriptions", d.max_subscriptions)?,
+            max_channels_per_site: num("realtime_max_channels_per_site", d.max_channels_per_site)?,
+            queue_messages: num("realtime_queue_messages", d.queue_messages)?.max(1),
+            heartbeat: Duration::from_secs(
+                num("realtime_heartbeat_secs", d.heartbeat.as_secs() as usize)?.max(1) as u64,
+            ),
+        })
+    }
+}
+
+/// A site's `"realtime"` section of `fazt.json`, e.g.
+/// `{"clientPublish": ["chat-*", "presence-room"]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SiteRealtime {
+    /// Channel patterns on which browsers may publish (`*` matches any run
+    /// of characters). Elsewhere only functions and operators publish.
+    #[serde(default)]
+    pub client_publish: Vec<String>,
+}
+
+impl SiteRealtime {
+    /// Checks what a deploy is about to make live, so a typo fails the deploy
+    /// instead of silently denying every publish.
+    pub fn validate(&self) -> Result<(), String> {
+        for pattern in &self.client_publish {
+            if pattern.is_empty() || pattern.len() > 200 {
+                return Err(format!(
+                    "realtime.clientPublish pattern {pattern:?} must be 1 to 200 characters"
+                ));
+            }
+            if !pattern.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(format!(
+                    "realtime.clientPublish pattern {pattern:?} may only contain visible ASCII"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the realtime section out of a whole `fazt.json` (other keys are
+    /// the deploy's business). A file that does not parse grants nothing.
+    pub fn from_site_config(bytes: &[u8]) -> SiteRealtime {
+        #[derive(Deserialize)]
+        struct Whole {
+            #[serde(default)]
+            realtime: Option<SiteRealtime>,
+        }
+        serde_json::from_slice::<Whole>(bytes)
+            .ok()
+            .and_then(|w| w.realtime)
+            .unwrap_or_default()
+    }
+
+    pub fn allows_client_publish(&self, channel: &str) -> bool {
+        self.client_publish.iter().any(|p| glob_match(p, channel))
+    }
+}
+
+/// `*` matches any (possibly empty) run of characters; everything else is literal.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&b| b == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("chat-*", "chat-room"));
+        assert!(glob_match("chat-*", "chat-"));
+        assert!(!glob_match("chat-*", "chat"));
+        assert!(!glob_match("chat-*", "xchat-1"));
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("a*b*c", "aXXbYYc"));
+        assert!(!glob_match("a*b*c", "aXXbYY"));
+        assert!(glob_match("exact", "exact"));
+        assert!(!glob_match("exact", "exact2"));
+        assert!(glob_match("*-log", "site-log"));
+    }
+
+    #[test]
+    fn site_config() {
+        let rt = SiteRealtime::from_site_config(
+            br#"{"spa": true, "realtime": {"clientPublish": ["chat-*"]}}"#,
+        );
+        assert!(rt.allows_client_publish("chat-1"));
+        assert!(!rt.allows_client_publish("news"));
+        assert_eq!(
+            SiteRealtime::from_site_config(b"{}"),
+            SiteRealtime::default()
+        );
+        assert!(serde_json::from_str::<SiteRealtime>(r#"{"clientPublsh": []}"#).is_err());
+        let bad = SiteRealtime {
+            client_publish: vec![String::new()],
+        };
+        assert!(bad.validate().is_err());
+    }
+}
