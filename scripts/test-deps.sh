@@ -6,12 +6,15 @@ set -euo pipefail
 # command-to-check:package
 NEEDED=(
   "curl:curl"
+  "sshd:openssh-server"
+  "ssh:openssh-client"
+  "ssh-keygen:openssh-client"
 )
 
 missing=()
 for pair in "${NEEDED[@]}"; do
   cmd="${pair%%:*}"; pkg="${pair##*:}"
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
 done
 
 if [ "${#missing[@]}" -eq 0 ]; then

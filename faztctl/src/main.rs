@@ -6,6 +6,9 @@
 mod client;
 mod commands;
 mod output;
+mod remotes;
+mod target;
+mod tunnel;
 mod walk;
 
 use std::path::PathBuf;
@@ -23,12 +26,19 @@ use clap::{CommandFactory, Parser, Subcommand};
 ///   faztctl sites                       list the sites and their URLs
 ///   faztctl rollback my-site            go back to the previous version
 ///   faztctl status --json               everything about the daemon, for scripts
+///   faztctl @prod deploy ./my-site      the same against a remote, through ssh
+///   faztctl deploy ./my-site --to prod,local   several instances at once
 #[derive(Parser, Debug)]
-#[command(name = "faztctl", version, about, long_about, verbatim_doc_comment)]
+#[command(name = "faztctl", version = fazt_proto::VERSION_LINE, about, long_about, verbatim_doc_comment)]
 struct Cli {
     /// The daemon's control socket [default: $XDG_RUNTIME_DIR/fazt/faztd.sock]
-    #[arg(long, global = true, env = "FAZT_SOCKET", value_name = "PATH")]
+    #[arg(long, env = "FAZT_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
+
+    /// Run the command against a remote instance (see `faztctl remote`);
+    /// `faztctl @NAME COMMAND` is the short form
+    #[arg(long, global = true, value_name = "NAME")]
+    remote: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -58,6 +68,15 @@ enum Command {
         /// Print the result as JSON
         #[arg(long)]
         json: bool,
+        /// Deploy to several instances at once: remote names and `local`,
+        /// comma-separated (e.g. --to prod,staging,local)
+        #[arg(
+            long,
+            value_name = "NAMES",
+            value_delimiter = ',',
+            conflicts_with = "remote"
+        )]
+        to: Option<Vec<String>>,
     },
     /// List the sites
     Sites {
@@ -120,10 +139,41 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage the remote instances faztctl can reach through ssh
+    Remote {
+        #[command(subcommand)]
+        command: RemoteCommand,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     ///
     /// For example: faztctl completions bash > ~/.local/share/bash-completion/completions/faztctl
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Subcommand, Debug)]
+enum RemoteCommand {
+    /// Add (or replace) a remote: faztctl remote add prod deploy@example.com
+    Add {
+        name: String,
+        /// `[user@]host`, or a Host alias from ~/.ssh/config
+        host: String,
+        /// The ssh port [default: ssh's]
+        #[arg(long)]
+        port: Option<u16>,
+        /// The daemon's control socket there [default: discovered]
+        #[arg(long = "socket", id = "remote_socket", value_name = "PATH")]
+        socket: Option<String>,
+    },
+    /// List the remotes
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget a remote
+    Rm { name: String },
+    /// Send commands without @NAME to this remote (`local` to undo), like
+    /// `kubectl config use-context`; @local always means this machine
+    Default { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -173,8 +223,25 @@ enum ConfigCommand {
     Set { key: String, value: String },
 }
 
+/// `faztctl @NAME ...` is `faztctl --remote NAME ...`.
+fn expand_at_remote(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut expanded = false;
+    for arg in args {
+        match arg.to_str().and_then(|a| a.strip_prefix('@')) {
+            Some(name) if !expanded && !out.is_empty() && !name.is_empty() => {
+                out.push("--remote".into());
+                out.push(name.into());
+                expanded = true;
+            }
+            _ => out.push(arg),
+        }
+    }
+    out
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(expand_at_remote(std::env::args_os()));
     if let Command::Completions { shell } = cli.command {
         clap_complete::generate(
             shell,
@@ -201,12 +268,68 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let socket = client::socket_path(cli.socket.as_deref())?;
-    match cli.command {
-        Command::Status { json } => commands::status::run(&socket, json).await,
-        Command::Deploy { dir, site, json } => {
-            commands::deploy::run(&socket, &dir, site, json).await
-        }
+    // Commands that need no daemon.
+    let command = match cli.command {
+        Command::Remote { command } => return commands::remote::run(command_remote(command)),
+        Command::Deploy {
+            dir,
+            site,
+            json,
+            to: Some(to),
+        } => return commands::deploy::run_many(&dir, site, &to, json).await,
+        other => other,
+    };
+    // Everything else talks to one daemon: local, or a remote through a tunnel.
+    if cli.socket.is_some() && cli.remote.is_some() {
+        eprintln!("error: --socket and --remote (@NAME) cannot be used together");
+        return Ok(ExitCode::from(2));
+    }
+    let remote = match cli.remote.as_deref() {
+        Some("local") => None,
+        Some(name) => Some(name.to_string()),
+        // An explicit socket means the local daemon; else the default remote, if set.
+        None if cli.socket.is_none() => remotes::Remotes::load()?.default,
+        None => None,
+    };
+    let cli_remote = remote;
+    let target = target::Target::open(cli.socket.as_deref(), cli_remote.as_deref()).await?;
+    let socket = target.socket().to_path_buf();
+    let code = dispatch(command, &socket, cli_remote.as_deref()).await;
+    target.close().await;
+    code
+}
+
+fn command_remote(command: RemoteCommand) -> commands::remote::Action {
+    use commands::remote::Action;
+    match command {
+        RemoteCommand::Add {
+            name,
+            host,
+            port,
+            socket,
+        } => Action::Add {
+            name,
+            host,
+            port,
+            socket,
+        },
+        RemoteCommand::List { json } => Action::List { json },
+        RemoteCommand::Rm { name } => Action::Remove { name },
+        RemoteCommand::Default { name } => Action::Default { name },
+    }
+}
+
+async fn dispatch(
+    command: Command,
+    socket: &std::path::Path,
+    remote: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let socket = socket.to_path_buf();
+    match command {
+        Command::Status { json } => commands::status::run(&socket, remote, json).await,
+        Command::Deploy {
+            dir, site, json, ..
+        } => commands::deploy::run(&socket, &dir, site, json).await,
         Command::Sites { json } => commands::sites::list(&socket, json).await,
         Command::Site {
             command: SiteCommand::Rm { name, yes },
@@ -244,6 +367,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json_data,
             json,
         } => commands::publish::run(&socket, &site, &channel, &json_data, json).await,
-        Command::Completions { .. } => unreachable!("handled before the runtime starts"),
+        Command::Completions { .. } | Command::Remote { .. } => unreachable!("handled before"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn at_name_becomes_remote() {
+        let args = expand_at_remote(
+            ["faztctl", "@prod", "deploy", "@x"]
+                .iter()
+                .map(|s| s.into()),
+        );
+        assert_eq!(args, ["faztctl", "--remote", "prod", "deploy", "@x"]);
     }
 }

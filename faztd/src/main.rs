@@ -14,7 +14,7 @@ use faztd::daemon::{self, DaemonOptions};
 /// creates its database under $XDG_DATA_HOME/fazt (first start seeds a
 /// welcome site and a demo), listens on port 8080 and prints the URLs.
 #[derive(Parser, Debug)]
-#[command(name = "faztd", version, about, long_about)]
+#[command(name = "faztd", version = fazt_proto::VERSION_LINE, about, long_about)]
 struct Cli {
     /// Where the database lives [default: $XDG_DATA_HOME/fazt]
     #[arg(long, env = "FAZT_DATA_DIR", value_name = "DIR")]

@@ -18,6 +18,9 @@ pub const FAZT_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The git commit the binaries were built from (`unknown` outside a checkout).
 pub const FAZT_COMMIT: &str = env!("FAZT_COMMIT");
 
+/// `VERSION (COMMIT)`, as `--version` prints it for both binaries.
+pub const VERSION_LINE: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FAZT_COMMIT"), ")");
+
 /// Bumped whenever the control protocol changes incompatibly. Both sides
 /// compare it in the handshake that opens every connection.
 pub const PROTOCOL_VERSION: u32 = 2;

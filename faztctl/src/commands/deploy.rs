@@ -5,23 +5,39 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use comfy_table::{Cell, Color};
+use fazt_proto::DeployOutcome;
 use fazt_proto::{BlobHash, Chunk, DeployManifest, UPLOAD_CHUNK_BYTES};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use super::daemon;
 use crate::client;
-use crate::output;
+use crate::output::{self, colored};
+use crate::target::Target;
 use crate::walk;
 
 /// Bytes per upload request: several chunks, or many small files, per round trip.
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
 
-pub async fn run(socket: &Path, dir: &Path, site: Option<String>, json: bool) -> Result<ExitCode> {
-    let started = Instant::now();
+/// A walked and hashed site folder, ready to send to any number of daemons.
+pub struct Prepared {
+    site: String,
+    files: Vec<walk::LocalFile>,
+    total_bytes: u64,
+}
+
+/// What one daemon did with a deploy.
+pub struct Report {
+    pub outcome: DeployOutcome,
+    pub uploaded_blobs: usize,
+    pub uploaded_bytes: u64,
+}
+
+pub async fn prepare(dir: &Path, site: Option<String>) -> Result<Prepared> {
     let site = match site {
         Some(site) => site,
         None => default_site_name(dir)?,
@@ -39,17 +55,26 @@ pub async fn run(socket: &Path, dir: &Path, site: Option<String>, json: bool) ->
             dir.display()
         );
     }
-    let total_bytes: u64 = files.iter().map(|f| f.size).sum();
+    let total_bytes = files.iter().map(|f| f.size).sum();
+    Ok(Prepared {
+        site,
+        files,
+        total_bytes,
+    })
+}
 
+/// Sends a prepared site to the daemon at `socket`: manifest, missing blobs
+/// (advancing `bar`), commit.
+pub async fn push(socket: &Path, prepared: &Prepared, bar: &ProgressBar) -> Result<Report> {
     let d = daemon(socket).await?;
     let manifest = DeployManifest {
-        site: site.clone(),
-        files: walk::manifest(&files),
+        site: prepared.site.clone(),
+        files: walk::manifest(&prepared.files),
     };
     let plan = client::answer(d.client.begin_deploy(client::long(), manifest).await)?;
-
-    let bar = progress_bar(plan.missing_bytes, json);
-    let sources: HashMap<BlobHash, (PathBuf, u64)> = files
+    bar.set_length(plan.missing_bytes);
+    let sources: HashMap<BlobHash, (PathBuf, u64)> = prepared
+        .files
         .iter()
         .map(|f| (f.hash, (f.absolute.clone(), f.size)))
         .collect();
@@ -63,36 +88,160 @@ pub async fn run(socket: &Path, dir: &Path, site: Option<String>, json: bool) ->
         bar.inc(sent as u64);
     }
     let _ = reader.join();
-    bar.finish_and_clear();
-
     let outcome = client::answer(d.client.commit_deploy(client::long(), plan.deploy_id).await)?;
+    Ok(Report {
+        outcome,
+        uploaded_blobs: plan.missing.len(),
+        uploaded_bytes: plan.missing_bytes,
+    })
+}
+
+fn report_json(report: &Report, elapsed: Duration) -> serde_json::Value {
+    let o = &report.outcome;
+    json!({
+        "site": o.site,
+        "version": o.version,
+        "files": o.files,
+        "total_bytes": o.total_bytes,
+        "uploaded_blobs": report.uploaded_blobs,
+        "uploaded_bytes": report.uploaded_bytes,
+        "url": o.url,
+        "elapsed_ms": elapsed.as_millis() as u64,
+    })
+}
+
+pub async fn run(socket: &Path, dir: &Path, site: Option<String>, json: bool) -> Result<ExitCode> {
+    let started = Instant::now();
+    let prepared = prepare(dir, site).await?;
+    let bar = progress_bar(json);
+    let report = push(socket, &prepared, &bar).await;
+    bar.finish_and_clear();
+    let report = report?;
     let elapsed = started.elapsed();
     if json {
-        output::print_json(&json!({
-            "site": outcome.site,
-            "version": outcome.version,
-            "files": outcome.files,
-            "total_bytes": outcome.total_bytes,
-            "uploaded_blobs": plan.missing.len(),
-            "uploaded_bytes": plan.missing_bytes,
-            "url": outcome.url,
-            "elapsed_ms": elapsed.as_millis() as u64,
-        }))?;
+        output::print_json(&report_json(&report, elapsed))?;
     } else {
+        let o = &report.outcome;
         println!(
             "Deployed {} v{}: {} files, {} (sent {} new of {} total, {} blobs) in {:.2}s",
-            outcome.site,
-            outcome.version,
-            outcome.files,
-            output::bytes(total_bytes),
-            output::bytes(plan.missing_bytes),
-            output::bytes(total_bytes),
-            plan.missing.len(),
+            o.site,
+            o.version,
+            o.files,
+            output::bytes(prepared.total_bytes),
+            output::bytes(report.uploaded_bytes),
+            output::bytes(prepared.total_bytes),
+            report.uploaded_blobs,
             elapsed.as_secs_f64()
         );
-        println!("  {}", outcome.url);
+        println!("  {}", o.url);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `deploy DIR --to a,b,local`: every target at once, one progress line
+/// each; a failing target does not stop the others; exit 0 only if all succeed.
+pub async fn run_many(
+    dir: &Path,
+    site: Option<String>,
+    names: &[String],
+    json: bool,
+) -> Result<ExitCode> {
+    let started = Instant::now();
+    let prepared = prepare(dir, site).await?;
+    let mut seen = std::collections::HashSet::new();
+    let names: Vec<String> = names
+        .iter()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty() && seen.insert(n.clone()))
+        .collect();
+    if names.is_empty() {
+        bail!("--to needs at least one remote name (or `local`)");
+    }
+    let bars = MultiProgress::with_draw_target(if json || !std::io::stderr().is_terminal() {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    });
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(5);
+    let jobs = names.iter().map(|name| {
+        let bar = bars.add(ProgressBar::new(0));
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{prefix:<{width}}} {{bar:30.cyan/blue}} {{bytes}}/{{total_bytes}} {{msg}}"
+            ))
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(name.clone());
+        let prepared = &prepared;
+        async move {
+            let result = async {
+                let remote = (name != "local").then_some(name.as_str());
+                bar.set_message("connecting");
+                let target = Target::open(None, remote).await?;
+                bar.set_message("uploading");
+                let report = push(target.socket(), prepared, &bar).await;
+                target.close().await;
+                report
+            }
+            .await;
+            match &result {
+                Ok(r) => bar.finish_with_message(format!("v{} live", r.outcome.version)),
+                Err(e) => bar.abandon_with_message(format!("failed: {e:#}")),
+            }
+            (name.clone(), result)
+        }
+    });
+    let results = futures_util::future::join_all(jobs).await;
+    let elapsed = started.elapsed();
+    let all_ok = results.iter().all(|(_, r)| r.is_ok());
+    if json {
+        let entries: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(name, r)| match r {
+                Ok(report) => {
+                    json!({ "target": name, "ok": true, "result": report_json(report, elapsed) })
+                }
+                Err(e) => json!({ "target": name, "ok": false, "error": format!("{e:#}") }),
+            })
+            .collect();
+        output::print_json(&json!({ "site": prepared.site, "ok": all_ok, "targets": entries }))?;
+    } else {
+        let mut table = output::table(&["target", "result", "sent", "url"]);
+        for (name, r) in &results {
+            match r {
+                Ok(report) => table.add_row(vec![
+                    Cell::new(name),
+                    colored(format!("v{} live", report.outcome.version), Color::Green),
+                    Cell::new(format!(
+                        "{} ({} blobs)",
+                        output::bytes(report.uploaded_bytes),
+                        report.uploaded_blobs
+                    )),
+                    Cell::new(&report.outcome.url),
+                ]),
+                Err(e) => table.add_row(vec![
+                    Cell::new(name),
+                    colored(format!("failed: {e:#}"), Color::Red),
+                    Cell::new(""),
+                    Cell::new(""),
+                ]),
+            };
+        }
+        println!(
+            "Deployed {} to {} of {} instances in {:.2}s",
+            prepared.site,
+            results.iter().filter(|(_, r)| r.is_ok()).count(),
+            results.len(),
+            elapsed.as_secs_f64()
+        );
+        println!("{table}");
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn default_site_name(dir: &Path) -> Result<String> {
@@ -113,11 +262,11 @@ fn default_site_name(dir: &Path) -> Result<String> {
     Ok(name)
 }
 
-fn progress_bar(total: u64, json: bool) -> ProgressBar {
-    if json || total == 0 || !std::io::stderr().is_terminal() {
+fn progress_bar(json: bool) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
             "uploading {bar:30.cyan/blue} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",

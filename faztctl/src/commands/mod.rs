@@ -4,6 +4,7 @@ pub mod config;
 pub mod deploy;
 pub mod functions;
 pub mod publish;
+pub mod remote;
 pub mod sites;
 pub mod status;
 

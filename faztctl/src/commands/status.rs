@@ -1,70 +1,328 @@
-//! `faztctl status`: this faztctl, and the daemon it talks to.
+//! `faztctl status`: the version matrix (DESIGN.md §10) — the source
+//! checkout you stand in, the binaries, the local daemon and every remote —
+//! then the details of the daemon the command targets.
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
-use comfy_table::Color;
+use comfy_table::{Cell, Color};
+use fazt_proto::DaemonStatus;
+use serde::Serialize;
 use serde_json::json;
 
-use crate::client::{self, ConnectError};
+use crate::client;
 use crate::output::{self, colored};
+use crate::remotes::{Remote, Remotes};
+use crate::tunnel::Tunnel;
 
-pub async fn run(socket: &Path, json: bool) -> Result<ExitCode> {
-    let me = json!({
-        "version": fazt_proto::FAZT_VERSION,
-        "commit": fazt_proto::FAZT_COMMIT,
-        "protocol": fazt_proto::PROTOCOL_VERSION,
-    });
-    let daemon = match client::connect(socket).await {
-        Ok(daemon) => daemon,
-        Err(err) => {
-            let running = !matches!(err, ConnectError::NotRunning(_));
-            if json {
-                output::print_json(&json!({
-                    "faztctl": me,
-                    "daemon": null,
-                    "error": err.to_string(),
-                    "socket": socket.display().to_string(),
-                    "reachable": running,
-                }))?;
-            } else {
-                println!(
-                    "faztctl {} ({}), protocol {}",
-                    fazt_proto::FAZT_VERSION,
-                    fazt_proto::FAZT_COMMIT,
-                    fazt_proto::PROTOCOL_VERSION
-                );
-                eprintln!("error: {err}");
-            }
-            return Ok(ExitCode::FAILURE);
+/// How long one remote gets to answer before it is shown as unreachable.
+const REMOTE_TIMEOUT: Duration = Duration::from_secs(12);
+
+/// One row of the matrix.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// `source`, `binary`, `local` or `remote`.
+    pub role: &'static str,
+    pub name: String,
+    pub version: Option<String>,
+    pub commit: Option<String>,
+    pub dirty: bool,
+    pub uptime_secs: Option<u64>,
+    pub domain: Option<String>,
+    pub sites: Option<u64>,
+    pub health: Option<String>,
+    /// Why the row could not be read, when it could not.
+    pub error: Option<String>,
+    /// Set when this row lags behind the newest version: the command that fixes it.
+    pub fix: Option<String>,
+}
+
+impl Row {
+    fn new(role: &'static str, name: &str) -> Row {
+        Row {
+            role,
+            name: name.to_string(),
+            version: None,
+            commit: None,
+            dirty: false,
+            uptime_secs: None,
+            domain: None,
+            sites: None,
+            health: None,
+            error: None,
+            fix: None,
         }
-    };
-    let status = client::answer(daemon.client.status(client::quick()).await)?;
-    if json {
-        output::print_json(&json!({ "faztctl": me, "daemon": status }))?;
-        return Ok(ExitCode::SUCCESS);
     }
-    let mut table = output::table(&["", "version", "commit", "details"]);
-    table.add_row(vec![
-        comfy_table::Cell::new("faztctl"),
-        comfy_table::Cell::new(fazt_proto::FAZT_VERSION),
-        comfy_table::Cell::new(fazt_proto::FAZT_COMMIT),
-        comfy_table::Cell::new(format!("protocol {}", fazt_proto::PROTOCOL_VERSION)),
-    ]);
-    let health = if status.health == "ok" {
-        colored("healthy", Color::Green)
-    } else {
-        colored(&status.health, Color::Red)
+
+    fn daemon(role: &'static str, name: &str, status: &DaemonStatus) -> Row {
+        Row {
+            version: Some(status.version.clone()),
+            commit: Some(status.commit.clone()),
+            uptime_secs: Some(status.uptime_secs),
+            domain: Some(format!("{} ({})", status.domain, status.domain_source)),
+            sites: Some(status.sites),
+            health: Some(status.health.clone()),
+            ..Row::new(role, name)
+        }
+    }
+}
+
+/// `target` is the remote the command was aimed at (`@NAME`), if any;
+/// `socket` reaches that daemon (through its tunnel) or the local one.
+pub async fn run(socket: &Path, target: Option<&str>, json: bool) -> Result<ExitCode> {
+    let remotes = Remotes::load().unwrap_or_default();
+    let local_socket = client::socket_path(None).ok();
+    let (target_status, target_error) = match daemon_status(socket).await {
+        Ok(status) => (Some(status), None),
+        Err(err) => (None, Some(err)),
     };
-    table.add_row(vec![
-        comfy_table::Cell::new("faztd"),
-        comfy_table::Cell::new(&status.version),
-        comfy_table::Cell::new(&status.commit),
-        health,
+
+    let mut rows = vec![
+        source_row(),
+        binary_row("faztctl", Some(fazt_proto::VERSION_LINE.to_string())),
+    ];
+    rows.push(binary_row("faztd", faztd_on_path()));
+    // The local daemon: already asked if it is the target.
+    let local = match (target, &target_status, &target_error) {
+        (None, Some(status), _) => Row::daemon("local", "local", status),
+        (None, None, Some(err)) => Row {
+            error: Some(err.clone()),
+            ..Row::new("local", "local")
+        },
+        _ => match local_socket {
+            Some(ref s) => match daemon_status(s).await {
+                Ok(status) => Row::daemon("local", "local", &status),
+                Err(err) => Row {
+                    error: Some(err),
+                    ..Row::new("local", "local")
+                },
+            },
+            None => Row {
+                error: Some("no control socket path".into()),
+                ..Row::new("local", "local")
+            },
+        },
+    };
+    rows.push(local);
+    let checks = remotes.remotes.iter().map(|(name, remote)| {
+        let already =
+            (target == Some(name.as_str())).then(|| (target_status.clone(), target_error.clone()));
+        remote_row(name.clone(), remote.clone(), already)
+    });
+    rows.extend(futures_util::future::join_all(checks).await);
+    mark_lagging(&mut rows);
+
+    if json {
+        output::print_json(&json!({
+            "faztctl": { "version": fazt_proto::FAZT_VERSION, "commit": fazt_proto::FAZT_COMMIT, "protocol": fazt_proto::PROTOCOL_VERSION },
+            "daemon": target_status,
+            "error": target_error,
+            "matrix": rows,
+        }))?;
+    } else {
+        print_matrix(&rows);
+        if let Some(status) = &target_status {
+            println!();
+            print_details(status);
+            if let Some(warning) = &status.domain_warning {
+                eprintln!("warning: {warning}");
+            }
+        }
+        for row in rows.iter().filter(|r| r.fix.is_some()) {
+            eprintln!(
+                "{} {} is behind: {}",
+                row.role,
+                row.name,
+                row.fix.as_deref().unwrap_or("")
+            );
+        }
+        if let Some(err) = &target_error {
+            eprintln!("error: {err}");
+        }
+    }
+    Ok(if target_status.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn daemon_status(socket: &Path) -> Result<DaemonStatus, String> {
+    let daemon = client::connect(socket).await.map_err(|e| e.to_string())?;
+    client::answer(daemon.client.status(client::quick()).await).map_err(|e| format!("{e:#}"))
+}
+
+async fn remote_row(
+    name: String,
+    remote: Remote,
+    already: Option<(Option<DaemonStatus>, Option<String>)>,
+) -> Row {
+    if let Some((status, error)) = already {
+        return match status {
+            Some(status) => Row::daemon("remote", &name, &status),
+            None => Row {
+                error,
+                ..Row::new("remote", &name)
+            },
+        };
+    }
+    let check = async {
+        let tunnel = tokio::task::spawn_blocking(move || Tunnel::open(&remote))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("{e:#}"))?;
+        let status = daemon_status(tunnel.socket()).await;
+        tokio::task::spawn_blocking(move || drop(tunnel)).await.ok();
+        status
+    };
+    match tokio::time::timeout(REMOTE_TIMEOUT, check).await {
+        Ok(Ok(status)) => Row::daemon("remote", &name, &status),
+        Ok(Err(err)) => Row {
+            error: Some(err),
+            ..Row::new("remote", &name)
+        },
+        Err(_) => Row {
+            error: Some(format!("no answer within {}s", REMOTE_TIMEOUT.as_secs())),
+            ..Row::new("remote", &name)
+        },
+    }
+}
+
+/// The Fazt checkout the current directory is in, if any.
+fn source_row() -> Row {
+    let git = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let mut row = Row::new("source", "checkout");
+    let Some(top) = git(&["rev-parse", "--show-toplevel"]) else {
+        row.error = Some("not in a git checkout".into());
+        return row;
+    };
+    let top = Path::new(&top);
+    let manifest = std::fs::read_to_string(top.join("Cargo.toml")).unwrap_or_default();
+    let version = toml::from_str::<toml::Value>(&manifest).ok().and_then(|v| {
+        v.get("workspace")?
+            .get("package")?
+            .get("version")?
+            .as_str()
+            .map(str::to_string)
+    });
+    if version.is_none() || !top.join("proto/Cargo.toml").exists() {
+        row.error = Some("not a Fazt checkout".into());
+        return row;
+    }
+    row.name = top.display().to_string();
+    row.version = version;
+    row.commit = git(&["rev-parse", "--short=12", "HEAD"]);
+    row.dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    row
+}
+
+/// `VERSION (COMMIT)` split into its parts.
+fn binary_row(name: &str, line: Option<String>) -> Row {
+    let mut row = Row::new("binary", name);
+    match line {
+        Some(line) => {
+            let mut parts = line.split_whitespace();
+            row.version = parts.next().map(str::to_string);
+            row.commit = parts.next().map(|c| c.trim_matches(['(', ')']).to_string());
+        }
+        None => row.error = Some("not found on PATH".into()),
+    }
+    row
+}
+
+/// What `faztd --version` says, for the faztd found on PATH.
+fn faztd_on_path() -> Option<String> {
+    let out = std::process::Command::new("faztd")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().strip_prefix("faztd ").map(str::to_string)
+}
+
+fn parse_version(v: &str) -> Vec<u64> {
+    v.split(['.', '-']).map_while(|p| p.parse().ok()).collect()
+}
+
+/// Flags every row older than the newest version seen, with its fix.
+fn mark_lagging(rows: &mut [Row]) {
+    let newest = rows
+        .iter()
+        .filter_map(|r| r.version.as_deref())
+        .map(parse_version)
+        .max();
+    let Some(newest) = newest else { return };
+    for row in rows.iter_mut() {
+        let Some(version) = row.version.as_deref() else {
+            continue;
+        };
+        if parse_version(version) >= newest {
+            continue;
+        }
+        row.fix = Some(match (row.role, row.name.as_str()) {
+            ("source", _) => "git pull".to_string(),
+            ("binary", "faztctl") => {
+                "scripts/install.sh --mode cli (or cargo install --path faztctl)".to_string()
+            }
+            ("binary", _) => "scripts/install.sh (or cargo install --path faztd)".to_string(),
+            ("local", _) => "faztctl upgrade".to_string(),
+            (_, name) => format!("faztctl @{name} upgrade"),
+        });
+    }
+}
+
+fn print_matrix(rows: &[Row]) {
+    let mut table = output::table(&[
+        "", "name", "version", "commit", "uptime", "domain", "sites", "health",
     ]);
+    for row in rows {
+        let version = row.version.clone().unwrap_or_else(|| "-".into());
+        let version = if row.fix.is_some() {
+            colored(format!("{version} (behind)"), Color::Yellow)
+        } else {
+            Cell::new(version)
+        };
+        let commit = match (&row.commit, row.dirty) {
+            (Some(c), true) => format!("{c}+dirty"),
+            (Some(c), false) => c.clone(),
+            (None, _) => "-".into(),
+        };
+        let health = match (&row.health, &row.error) {
+            (_, Some(err)) if row.role == "local" || row.role == "remote" => {
+                colored(format!("unreachable: {err}"), Color::Red)
+            }
+            (_, Some(err)) => colored(err, Color::DarkGrey),
+            (Some(h), None) if h == "ok" => colored("healthy", Color::Green),
+            (Some(h), None) => colored(h, Color::Red),
+            (None, None) => Cell::new(""),
+        };
+        table.add_row(vec![
+            Cell::new(row.role),
+            Cell::new(&row.name),
+            version,
+            Cell::new(commit),
+            Cell::new(row.uptime_secs.map(output::duration).unwrap_or_default()),
+            Cell::new(row.domain.clone().unwrap_or_default()),
+            Cell::new(row.sites.map(|s| s.to_string()).unwrap_or_default()),
+            health,
+        ]);
+    }
     println!("{table}");
-    println!();
+}
+
+fn print_details(status: &DaemonStatus) {
     let mut rows = output::table(&["daemon", ""]);
     let domain = match &status.domain_warning {
         Some(_) => colored(
@@ -121,15 +379,4 @@ pub async fn run(socket: &Path, json: bool) -> Result<ExitCode> {
         comfy_table::Cell::new(&status.socket_path),
     ]);
     println!("{rows}");
-    if let Some(warning) = &status.domain_warning {
-        eprintln!("warning: {warning}");
-    }
-    if status.version != fazt_proto::FAZT_VERSION {
-        eprintln!(
-            "note: faztctl is {} but faztd is {}; reinstall the older one so both match",
-            fazt_proto::FAZT_VERSION,
-            status.version
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }
