@@ -59,7 +59,7 @@ if ! [[ $CONNS =~ ^[0-9]+$ ]] || ((CONNS < THREADS)); then
 fi
 
 # ---------------------------------------------------------------------------
-# 1. Build faztd (and faztctl, which may be the way content gets in).
+# 1. Build faztd and faztctl (which deploys the files into faztd).
 # ---------------------------------------------------------------------------
 if [[ $BUILD != 0 ]]; then
     log "building faztd and faztctl (release)"
@@ -148,36 +148,21 @@ FILES=(small.html big.bin)
 declare -A LABEL=([small.html]="small (1 KiB)" [big.bin]="big (100 KiB)")
 
 # ---------------------------------------------------------------------------
-# 4. Loading the files into faztd. faztd has no deploy path yet; whichever of
-#    these lands first is used:
-#      deploy: `faztctl deploy DIR --site NAME` against a running faztd
-#      import: `faztd import DIR --site NAME --data-dir D` before faztd starts
+# 4. Loading the files into faztd: `faztctl deploy DIR --site NAME` against
+#    the running faztd, over the control socket we gave it with --socket
+#    (explicit, so neither process falls back to $XDG_RUNTIME_DIR).
 # ---------------------------------------------------------------------------
-faztd_load_mode() {
-    if [[ -x $FAZTCTL ]] && "$FAZTCTL" deploy --help >/dev/null 2>&1; then
-        echo deploy
-    elif "$FAZTD" import --help >/dev/null 2>&1; then
-        echo import
-    else
-        echo none
-    fi
-}
+SOCK=$TMP/faztd.sock
+[[ -x $FAZTCTL ]] || die "$FAZTCTL not found: run without BUILD=0"
 
-# load_site_into_faztd DATA_DIR SITE_NAME SRC_DIR
-# In deploy mode faztd must already be running; in import mode it must not be.
+# load_site_into_faztd SITE_NAME SRC_DIR: faztd must already be running.
 load_site_into_faztd() {
-    local data_dir=$1 site=$2 src=$3
-    case $LOAD_MODE in
-    deploy) FAZT_DATA_DIR=$data_dir "$FAZTCTL" deploy "$src" --site "$site" ;;
-    import) "$FAZTD" import "$src" --site "$site" --data-dir "$data_dir" ;;
-    *) die "faztd cannot load arbitrary files yet: needs faztctl deploy or faztd import" ;;
-    esac
+    local site=$1 src=$2
+    "$FAZTCTL" --socket "$SOCK" deploy "$src" --site "$site" >"$TMP/deploy.log" 2>&1 || {
+        cat "$TMP/deploy.log" >&2
+        die "faztctl deploy failed"
+    }
 }
-
-# Fail fast, before spending time on nginx.
-LOAD_MODE=$(faztd_load_mode)
-[[ $LOAD_MODE != none ]] ||
-    die "faztd cannot load arbitrary files yet: needs faztctl deploy or faztd import"
 
 # ---------------------------------------------------------------------------
 # Helpers shared by both servers.
@@ -211,20 +196,18 @@ verify_server() {
 }
 
 # ---------------------------------------------------------------------------
-# 5. Start faztd (loading the site before or after, depending on the mode).
+# 5. Start faztd on an empty data dir with its own socket, wait until it is
+#    healthy, then deploy the site into it.
 # ---------------------------------------------------------------------------
 DATA=$TMP/data
 mkdir -p "$DATA"
-if [[ $LOAD_MODE == import ]]; then
-    log "importing the site with faztd import"
-    load_site_into_faztd "$DATA" "$SITE" "$SRC"
-fi
 
 log "starting faztd on 127.0.0.1:$PORT_F"
-"$FAZTD" --data-dir "$DATA" --listen "127.0.0.1:$PORT_F" >"$TMP/faztd.log" 2>&1 &
+"$FAZTD" --data-dir "$DATA" --listen "127.0.0.1:$PORT_F" --socket "$SOCK" >"$TMP/faztd.log" 2>&1 &
 FAZTD_PID=$!
+# Ready means HTTP answers health and the control socket exists.
 for ((i = 0; ; i++)); do
-    curl -sf -o /dev/null "http://127.0.0.1:$PORT_F/_fazt/health" && break
+    curl -sf -o /dev/null "http://127.0.0.1:$PORT_F/_fazt/health" && [[ -S $SOCK ]] && break
     if ! kill -0 "$FAZTD_PID" 2>/dev/null || ((i >= 100)); then
         cat "$TMP/faztd.log" >&2
         die "faztd did not become healthy"
@@ -232,10 +215,8 @@ for ((i = 0; ; i++)); do
     sleep 0.1
 done
 
-if [[ $LOAD_MODE == deploy ]]; then
-    log "deploying the site with faztctl deploy"
-    load_site_into_faztd "$DATA" "$SITE" "$SRC"
-fi
+log "deploying the site with faztctl deploy"
+load_site_into_faztd "$SITE" "$SRC"
 verify_server faztd "$FAZTD_BASE" "${FAZTD_HDR[@]}"
 
 # ---------------------------------------------------------------------------
