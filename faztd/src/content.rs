@@ -71,9 +71,12 @@ fn brotli_compress(data: &[u8]) -> Option<Vec<u8>> {
     // Quality 11 is the smallest output but slow on big files; deploys are
     // rare and requests are many, so pay for 11 where it stays cheap.
     let quality = if data.len() <= 1024 * 1024 { 11 } else { 9 };
+    // A window no larger than the file: small files then compress in
+    // microseconds instead of paying for a 4 MiB window each.
+    let lgwin = (usize::BITS - data.len().saturating_sub(1).leading_zeros()).clamp(10, 22) as i32;
     let params = brotli::enc::BrotliEncoderParams {
         quality,
-        lgwin: 22,
+        lgwin,
         ..Default::default()
     };
     let mut out = Vec::new();

@@ -29,13 +29,22 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// The public URL of a site: `NAME.DOMAIN`, or `NAME.IP.nip.io` when the
-    /// domain is an IP address (so it works without DNS set-up).
+    /// The URL of a site: `NAME.DOMAIN`, or `NAME.IP.nip.io` when the domain
+    /// is an IP address (so it works without DNS set-up), or `NAME.localhost`
+    /// when the instance only listens on loopback (nothing else could reach it).
     pub fn site_url(&self, site: &str) -> String {
         let port = match self.listen.port() {
             80 => String::new(),
             p => format!(":{p}"),
         };
+        if self.listen.ip().is_loopback() {
+            let host = if site == "root" {
+                "localhost".to_string()
+            } else {
+                format!("{site}.localhost")
+            };
+            return format!("http://{host}{port}/");
+        }
         let domain = &self.domain.domain;
         let host = match (site, domain.parse::<IpAddr>().is_ok()) {
             ("root", _) => domain.clone(),
