@@ -87,6 +87,30 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Restart the daemon through systemd and wait for the new one
+    ///
+    /// The daemon asks its systemd manager to restart its own unit; faztctl
+    /// waits until a new daemon answers and prints its version. Only for a
+    /// daemon installed with `faztd install`.
+    Restart {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show logs: the daemon's own with --daemon
+    ///
+    /// These are the daemon's most recent records since it started (the
+    /// same records go to journald: `journalctl --user -u faztd` has the
+    /// whole history).
+    Logs {
+        /// The daemon's log (per-site logs come with functions)
+        #[arg(long)]
+        daemon: bool,
+        /// How many lines, at most
+        #[arg(long, short = 'n', default_value_t = 200)]
+        lines: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     ///
     /// For example: faztctl completions bash > ~/.local/share/bash-completion/completions/faztctl
@@ -166,6 +190,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Set { key, value },
         } => commands::config::set(&socket, &key, &value).await,
+        Command::Restart { json } => commands::service::restart(&socket, json).await,
+        Command::Logs {
+            daemon,
+            lines,
+            json,
+        } => {
+            if !daemon {
+                anyhow::bail!("per-site logs are not there yet: use `faztctl logs --daemon` for the daemon's log");
+            }
+            commands::service::daemon_logs(&socket, lines, json).await
+        }
         Command::Completions { .. } => unreachable!("handled before the runtime starts"),
     }
 }

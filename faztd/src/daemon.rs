@@ -17,6 +17,7 @@ use crate::http::{self as fazt_http, HttpState};
 use crate::instance::Instance;
 use crate::seed;
 use crate::store::Store;
+use crate::systemd::notify;
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -130,6 +131,17 @@ pub async fn run(
         "faztd {} started",
         fazt_proto::FAZT_VERSION
     );
+    // Both sockets are bound and the catalog is loaded: tell systemd (if it
+    // is our manager) that the start is done, and keep its watchdog fed.
+    notify::ready(&format!(
+        "serving {} sites on {bound}, domain {}",
+        catalog.site_names().len(),
+        decision.domain
+    ));
+    let watchdog = notify::spawn_watchdog({
+        let store = store.clone();
+        move || store.setting("domain").is_ok()
+    });
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(fazt_http::serve(listener, state, async {
@@ -137,6 +149,10 @@ pub async fn run(
     }));
     shutdown.await;
     tracing::info!("shutting down: letting in-flight requests finish");
+    notify::stopping();
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     let _ = stop_tx.send(());
     if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
         tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing anyway");

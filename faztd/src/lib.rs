@@ -12,3 +12,4 @@ pub mod logging;
 pub mod seed;
 pub mod settings;
 pub mod store;
+pub mod systemd;

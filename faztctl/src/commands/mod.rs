@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod deploy;
+pub mod service;
 pub mod sites;
 pub mod status;
 

@@ -41,8 +41,15 @@ pub async fn run(socket: &Path, json: bool) -> Result<ExitCode> {
         }
     };
     let status = client::answer(daemon.client.status(client::quick()).await)?;
+    // The unit's state is extra: an old daemon or a D-Bus hiccup must not
+    // fail the whole status.
+    let unit = client::answer(daemon.client.unit_status(client::quick()).await);
     if json {
-        output::print_json(&json!({ "faztctl": me, "daemon": status }))?;
+        let unit = match &unit {
+            Ok(unit) => json!(unit),
+            Err(err) => json!({ "error": err.to_string() }),
+        };
+        output::print_json(&json!({ "faztctl": me, "daemon": status, "unit": unit }))?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = output::table(&["", "version", "commit", "details"]);
@@ -77,6 +84,7 @@ pub async fn run(socket: &Path, json: bool) -> Result<ExitCode> {
         comfy_table::Cell::new("pid"),
         comfy_table::Cell::new(status.pid),
     ]);
+    rows.add_row(vec![comfy_table::Cell::new("unit"), unit_cell(&unit)]);
     rows.add_row(vec![
         comfy_table::Cell::new("uptime"),
         comfy_table::Cell::new(output::duration(status.uptime_secs)),
@@ -114,4 +122,38 @@ pub async fn run(socket: &Path, json: bool) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `active (running), since 3m ago, 0 restarts, enabled; user unit faztd.service`.
+fn unit_cell(unit: &Result<Option<fazt_proto::UnitStatus>>) -> comfy_table::Cell {
+    match unit {
+        Ok(None) => comfy_table::Cell::new("none (not started by systemd)"),
+        Err(err) => colored(format!("unknown: {err}"), Color::Yellow),
+        Ok(Some(u)) => {
+            let since = if u.active_since_usec > 0 {
+                format!(", since {}", output::ago(u.active_since_usec / 1_000_000))
+            } else {
+                String::new()
+            };
+            let text = format!(
+                "{} ({}){since}, {} restart{}, {}; {} unit {}",
+                u.active_state,
+                u.sub_state,
+                u.restarts,
+                if u.restarts == 1 { "" } else { "s" },
+                if u.unit_file_state.is_empty() {
+                    "?"
+                } else {
+                    &u.unit_file_state
+                },
+                u.scope,
+                u.unit
+            );
+            if u.active_state == "active" {
+                colored(text, Color::Green)
+            } else {
+                colored(text, Color::Yellow)
+            }
+        }
+    }
 }

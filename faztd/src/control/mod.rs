@@ -10,6 +10,7 @@ mod errors;
 pub mod service;
 mod sites;
 mod status;
+mod unit;
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
