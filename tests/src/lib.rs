@@ -6,6 +6,7 @@
 pub mod control;
 pub mod daemon;
 pub mod http;
+pub mod systemd;
 
 use std::path::PathBuf;
 

@@ -142,7 +142,9 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = zbus::Result<OwnedObjectPath>>,
 {
-    manager.subscribe().await?;
+    // A second Subscribe on the same connection is refused (already
+    // subscribed), which is fine: the signals keep coming.
+    let _ = manager.subscribe().await;
     // Listen before asking, so the signal cannot slip past.
     let mut removed = manager.receive_job_removed().await?;
     let job = call().await?;
