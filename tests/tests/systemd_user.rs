@@ -275,3 +275,66 @@ fn install_failures_are_clear_and_leave_nothing_behind() {
     );
     assert_nothing_installed(&m);
 }
+
+#[test]
+fn install_script_local_mode_ends_with_a_healthy_instance() {
+    skip_unless_root!();
+    let _serial = systemd::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let m = UserManager::start();
+    // The script and a "release" folder where the user can read them.
+    let dist = tempfile::tempdir().unwrap();
+    let dist_path = dist.path().to_path_buf();
+    std::fs::create_dir_all(dist_path.join("scripts")).unwrap();
+    let script = dist_path.join("scripts/install.sh");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/install.sh"),
+        &script,
+    )
+    .unwrap();
+    let build = dist_path.join("build");
+    std::fs::create_dir_all(&build).unwrap();
+    for name in ["faztd", "faztctl"] {
+        std::fs::copy(fazt_e2e::bin(name), build.join(name)).unwrap();
+    }
+    m.user.chown_tree(&dist_path);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = [
+        script.to_str().unwrap(),
+        "--mode",
+        "local",
+        "--yes",
+        "--from-dir",
+        build.to_str().unwrap(),
+        "--listen",
+        &listen,
+    ];
+
+    // A scratch HOME: the fresh test user's.
+    let run = m.run("bash", &args).ok();
+    let said = run.all();
+    println!("{said}");
+    assert!(said.contains("installed"), "{said}");
+    assert!(said.contains("(local mode, healthy)"), "{said}");
+    assert!(said.contains(&format!("http://localhost:{port}/")), "{said}");
+    assert!(m.user.home.join(".local/bin/faztd").exists());
+    assert!(m.user.home.join(".local/bin/faztctl").exists());
+    assert_installed_and_running(&m);
+    assert_eq!(wait_healthy(port)["status"], "ok");
+
+    // Again: the existing install is found, and nothing needs to change.
+    let pid = m.unit_property("faztd.service", "MainPID");
+    let again = m.run("bash", &args).ok();
+    let said = again.all();
+    assert!(said.contains("found an existing install"), "{said}");
+    assert!(said.contains("already"), "{said}");
+    assert_eq!(m.unit_property("faztd.service", "MainPID"), pid);
+
+    // No mode and no terminal: told to pass --mode.
+    let run = m.run("bash", &[script.to_str().unwrap()]);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("pass --mode"), "{}", run.stderr);
+
+    m.run("faztd", &["uninstall", "--purge"]).ok();
+    assert_nothing_installed(&m);
+}
