@@ -9,14 +9,31 @@ NEEDED=(
   "sshd:openssh-server"
   "ssh:openssh-client"
   "ssh-keygen:openssh-client"
+  # systemd tests: a real `systemd --user` manager, its D-Bus user bus,
+  # a private dbus-daemon for the stand-in logind, and busctl/systemctl
+  # as independent observers (tests/src/systemd.rs).
+  "/lib/systemd/systemd:systemd"
+  "systemctl:systemd"
+  "busctl:systemd"
+  "dbus-daemon:dbus-daemon"
+  "/usr/lib/systemd/user/dbus.socket:dbus-user-session"
+  "setpriv:util-linux"
+  "unshare:util-linux"
+  "useradd:passwd"
 )
 
 missing=()
 for pair in "${NEEDED[@]}"; do
   cmd="${pair%%:*}"; pkg="${pair##*:}"
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
+  if [[ "$cmd" == /* ]]; then
+    [ -e "$cmd" ] || missing+=("$pkg")
+  else
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  fi
 done
 
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u | sed '/^$/d')
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi

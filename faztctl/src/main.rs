@@ -102,9 +102,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show a site's function log (console output and errors)
+    /// Show a site's function log (console output and errors), or the daemon's own with --daemon
+    ///
+    /// With --daemon: the daemon's most recent records since it started (the
+    /// same records go to journald: `journalctl --user -u faztd` has the
+    /// whole history).
     Logs {
-        site: String,
+        /// The site whose function log to show
+        #[arg(required_unless_present = "daemon")]
+        site: Option<String>,
+        /// The daemon's own log instead of a site's
+        #[arg(long, conflicts_with = "site")]
+        daemon: bool,
         /// Keep printing new lines as they arrive
         #[arg(long, short)]
         follow: bool,
@@ -143,6 +152,15 @@ enum Command {
     Remote {
         #[command(subcommand)]
         command: RemoteCommand,
+    },
+    /// Restart the daemon through systemd and wait for the new one
+    ///
+    /// The daemon asks its systemd manager to restart its own unit; faztctl
+    /// waits until a new daemon answers and prints its version. Only for a
+    /// daemon installed with `faztd install`.
+    Restart {
+        #[arg(long)]
+        json: bool,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     ///
@@ -346,12 +364,26 @@ async fn dispatch(
         Command::Config {
             command: ConfigCommand::Set { key, value },
         } => commands::config::set(&socket, &key, &value).await,
+        Command::Restart { json } => commands::service::restart(&socket, json).await,
         Command::Logs {
-            site,
+            daemon: true,
+            lines,
+            json,
+            ..
+        } => commands::service::daemon_logs(&socket, lines, json).await,
+        Command::Logs {
+            site: Some(site),
             follow,
             lines,
             json,
+            ..
         } => commands::functions::logs(&socket, &site, follow, lines, json).await,
+        Command::Logs { .. } => {
+            eprintln!(
+                "error: name a site (faztctl logs SITE) or pass --daemon for the daemon's own log"
+            );
+            Ok(ExitCode::from(2))
+        }
         Command::Env {
             command: EnvCommand::List { site, reveal, json },
         } => commands::functions::env_list(&socket, &site, reveal, json).await,

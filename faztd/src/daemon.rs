@@ -22,6 +22,7 @@ use crate::realtime::{ChannelHub, RealtimeLimits};
 use crate::seed;
 use crate::settings;
 use crate::store::Store;
+use crate::systemd::notify;
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -143,6 +144,17 @@ pub async fn run(
         "faztd {} started",
         fazt_proto::FAZT_VERSION
     );
+    // Both sockets are bound and the catalog is loaded: tell systemd (if it
+    // is our manager) that the start is done, and keep its watchdog fed.
+    notify::ready(&format!(
+        "serving {} sites on {bound}, domain {}",
+        catalog.site_names().len(),
+        decision.domain
+    ));
+    let watchdog = notify::spawn_watchdog({
+        let store = store.clone();
+        move || store.setting("domain").is_ok()
+    });
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(fazt_http::serve(listener, state, async {
@@ -150,6 +162,10 @@ pub async fn run(
     }));
     shutdown.await;
     tracing::info!("shutting down: letting in-flight requests finish");
+    notify::stopping();
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     let _ = stop_tx.send(());
     // WebSockets are not in-flight requests: tell them to close ("going away").
     realtime.shutdown();

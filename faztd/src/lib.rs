@@ -14,3 +14,4 @@ pub mod realtime;
 pub mod seed;
 pub mod settings;
 pub mod store;
+pub mod systemd;

@@ -1,13 +1,112 @@
-//! Log output: human-readable lines on stderr, filtered by `RUST_LOG`
-//! (default `info`). Journald output arrives with the systemd integration.
+//! Log output, filtered by `RUST_LOG` (default `info`):
+//! - under systemd (`JOURNAL_STREAM` set: stderr is connected to the journal)
+//!   records go to journald through tracing-journald, with their fields as
+//!   journal fields (`SITE=`, `REQUEST_ID=`, ...);
+//! - otherwise (a terminal, or no journald socket) human-readable lines on stderr.
+//!
+//! Every record is also kept in a small in-memory ring, which
+//! `faztctl logs --daemon` reads over the control socket: it works with or
+//! without journald and needs no journal permissions.
 
-use tracing_subscriber::EnvFilter;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::Mutex;
 
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+/// How many lines the ring keeps.
+const RING_LINES: usize = 2000;
+
+static RING: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
+
+/// Where the log went, for the daemon's first line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTarget {
+    Journald,
+    Stderr,
+}
+
+pub fn init() -> LogTarget {
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> =
+        vec![tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_target(false)
+            .with_writer(RingWriter)
+            .with_filter(filter())
+            .boxed()];
+    let journald = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        // Fails where no journald socket exists: then stderr it is.
+        tracing_journald::layer()
+            .ok()
+            .map(|layer| layer.with_syslog_identifier("faztd".to_string()))
+    } else {
+        None
+    };
+    let target = match journald {
+        Some(layer) => {
+            layers.push(layer.with_filter(filter()).boxed());
+            LogTarget::Journald
+        }
+        None => {
+            layers.push(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false)
+                    .with_filter(filter())
+                    .boxed(),
+            );
+            LogTarget::Stderr
+        }
+    };
+    let _ = tracing_subscriber::registry().with(layers).try_init();
+    target
+}
+
+/// The last `max` lines, oldest first.
+pub fn recent(max: usize) -> Vec<String> {
+    let ring = RING.lock().unwrap_or_else(|p| p.into_inner());
+    ring.iter()
+        .skip(ring.len().saturating_sub(max))
+        .cloned()
+        .collect()
+}
+
+/// Collects one formatted record and pushes its lines into the ring when dropped.
+#[derive(Default)]
+struct RingLine(Vec<u8>);
+
+impl Write for RingLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RingLine {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.0);
+        let mut ring = RING.lock().unwrap_or_else(|p| p.into_inner());
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            if ring.len() == RING_LINES {
+                ring.pop_front();
+            }
+            ring.push_back(line.to_string());
+        }
+    }
+}
+
+struct RingWriter;
+
+impl<'a> MakeWriter<'a> for RingWriter {
+    type Writer = RingLine;
+    fn make_writer(&'a self) -> RingLine {
+        RingLine::default()
+    }
 }

@@ -4,20 +4,27 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use faztd::daemon::{self, DaemonOptions};
+use faztd::systemd::install::{self, InstallOptions, UninstallOptions};
+use faztd::systemd::{notify, Scope};
 
 /// The Fazt daemon: serves your sites from one database file.
 ///
 /// Run it with no arguments to start an instance in the foreground: it
 /// creates its database under $XDG_DATA_HOME/fazt (first start seeds a
 /// welcome site and a demo), listens on port 8080 and prints the URLs.
+///
+/// `faztd install` makes it a systemd service instead (see `faztd install --help`).
 #[derive(Parser, Debug)]
 #[command(name = "faztd", version = fazt_proto::VERSION_LINE, about, long_about)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Where the database lives [default: $XDG_DATA_HOME/fazt]
-    #[arg(long, env = "FAZT_DATA_DIR", value_name = "DIR")]
+    #[arg(long, global = true, env = "FAZT_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
     /// The control socket faztctl talks to [default: $XDG_RUNTIME_DIR/fazt/faztd.sock]
@@ -25,17 +32,66 @@ struct Cli {
     socket: Option<PathBuf>,
 
     /// Address and port to serve HTTP on, for this run [default: stored, else 0.0.0.0:8080]
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, global = true, value_name = "ADDR:PORT")]
     listen: Option<SocketAddr>,
 
     /// The domain sites live under (NAME.DOMAIN), for this run [default: stored if it
     /// points at this machine, else the detected local IP]
-    #[arg(long, value_name = "DOMAIN")]
+    #[arg(long, global = true, value_name = "DOMAIN")]
     domain: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Install faztd as a systemd service and start it (over D-Bus, no sudo for --user)
+    ///
+    /// --user (the default) writes ~/.config/systemd/user/faztd.service, asks
+    /// your systemd user manager to reload, enable and start it, and asks
+    /// logind to enable linger so it starts at boot without a login.
+    /// --system (as root) writes a hardened /etc/systemd/system/faztd.service
+    /// that runs as its own user with its data in /var/lib/fazt.
+    /// --domain and --listen are written into the unit. Running it again
+    /// changes nothing unless the options changed.
+    Install {
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+    /// Stop, disable and remove the systemd service (the data is kept)
+    Uninstall {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// Also delete the instance's data directory (every site, for good)
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+#[group(multiple = false)]
+struct ScopeArgs {
+    /// A user service, managed with `systemctl --user` (the default)
+    #[arg(long)]
+    user: bool,
+    /// A system service, managed with `systemctl` (needs root)
+    #[arg(long)]
+    system: bool,
+}
+
+impl ScopeArgs {
+    fn scope(&self) -> Scope {
+        if self.system {
+            Scope::System
+        } else {
+            Scope::User
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(command) = &cli.command {
+        return manage_service(command, &cli);
+    }
     faztd::logging::init();
     let Some(data_dir) = cli.data_dir.or_else(fazt_proto::paths::default_data_dir) else {
         eprintln!(
@@ -61,6 +117,66 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(daemon::run(options, daemon::shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            notify::failed(&format!("{err:#}"));
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `faztd install` / `faztd uninstall`.
+fn manage_service(command: &Command, cli: &Cli) -> ExitCode {
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .or_else(fazt_proto::paths::default_data_dir);
+    let Some(data_dir) = data_dir else {
+        eprintln!(
+            "error: cannot find a data directory: set HOME, XDG_DATA_HOME or pass --data-dir"
+        );
+        return ExitCode::from(2);
+    };
+    // systemd runs the unit with no working directory of ours: the paths it
+    // gets must be absolute.
+    let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match command {
+        Command::Install { scope } => {
+            let binary = match std::env::current_exe().and_then(|p| p.canonicalize()) {
+                Ok(path) => path,
+                Err(err) => {
+                    eprintln!("error: cannot find the faztd binary being run: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(install::install(&InstallOptions {
+                scope: scope.scope(),
+                binary,
+                data_dir,
+                domain: cli.domain.clone(),
+                listen: cli.listen,
+            }))
+        }
+        Command::Uninstall { scope, purge } => {
+            runtime.block_on(install::uninstall(&UninstallOptions {
+                scope: scope.scope(),
+                data_dir,
+                purge: *purge,
+            }))
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

@@ -212,6 +212,35 @@ pub struct PublishOutcome {
     pub subscribers: u64,
 }
 
+/// The daemon's systemd unit, as its manager reports it over D-Bus.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnitStatus {
+    pub unit: String,
+    /// `user` or `system`.
+    pub scope: String,
+    pub load_state: String,
+    pub active_state: String,
+    pub sub_state: String,
+    /// `enabled`, `disabled`, ... (empty when systemd does not say).
+    pub unit_file_state: String,
+    /// When the unit last became active, in microseconds since the epoch (0: never).
+    pub active_since_usec: u64,
+    /// How many times systemd restarted it automatically (NRestarts).
+    pub restarts: u32,
+    pub main_pid: u32,
+}
+
+/// The answer to `restart`: systemd has queued a restart of this unit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestartTicket {
+    pub unit: String,
+    pub scope: String,
+    /// The pid of the daemon that asked (and is about to stop).
+    pub old_pid: u32,
+    /// The systemd job's object path.
+    pub job: String,
+}
+
 #[tarpc::service]
 pub trait Control {
     /// The handshake. Must stay first, with these types, forever.
@@ -246,4 +275,11 @@ pub trait Control {
         channel: String,
         data_json: String,
     ) -> Result<PublishOutcome, RpcError>;
+    /// The daemon's systemd unit: `None` when it does not run under systemd.
+    async fn unit_status() -> Result<Option<UnitStatus>, RpcError>;
+    /// Asks systemd to restart the daemon's own unit. The connection drops
+    /// when the old daemon stops; the caller reconnects to the new one.
+    async fn restart() -> Result<RestartTicket, RpcError>;
+    /// The daemon's most recent log lines (at most `max`), oldest first.
+    async fn daemon_logs(max: u32) -> Result<Vec<String>, RpcError>;
 }

@@ -7,6 +7,7 @@ pub mod control;
 pub mod daemon;
 pub mod http;
 pub mod sshd;
+pub mod systemd;
 pub mod ws;
 
 use std::path::PathBuf;

@@ -5,6 +5,7 @@ pub mod deploy;
 pub mod functions;
 pub mod publish;
 pub mod remote;
+pub mod service;
 pub mod sites;
 pub mod status;
 

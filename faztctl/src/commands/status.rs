@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use comfy_table::{Cell, Color};
-use fazt_proto::DaemonStatus;
+use fazt_proto::{DaemonStatus, UnitStatus};
 use serde::Serialize;
 use serde_json::json;
 
@@ -33,6 +33,8 @@ pub struct Row {
     pub domain: Option<String>,
     pub sites: Option<u64>,
     pub health: Option<String>,
+    /// The systemd unit's state (`active (running)`, `none` outside systemd).
+    pub unit: Option<String>,
     /// Why the row could not be read, when it could not.
     pub error: Option<String>,
     /// Set when this row lags behind the newest version: the command that fixes it.
@@ -51,13 +53,20 @@ impl Row {
             domain: None,
             sites: None,
             health: None,
+            unit: None,
             error: None,
             fix: None,
         }
     }
 
-    fn daemon(role: &'static str, name: &str, status: &DaemonStatus) -> Row {
+    fn daemon(role: &'static str, name: &str, seen: &Seen) -> Row {
+        let status = &seen.status;
         Row {
+            unit: Some(match &seen.unit {
+                Ok(Some(u)) => format!("{} ({})", u.active_state, u.sub_state),
+                Ok(None) => "none".to_string(),
+                Err(_) => "unknown".to_string(),
+            }),
             version: Some(status.version.clone()),
             commit: Some(status.commit.clone()),
             uptime_secs: Some(status.uptime_secs),
@@ -115,17 +124,23 @@ pub async fn run(socket: &Path, target: Option<&str>, json: bool) -> Result<Exit
     mark_lagging(&mut rows);
 
     if json {
+        let unit = target_status.as_ref().map(|seen| match &seen.unit {
+            Ok(unit) => json!(unit),
+            Err(err) => json!({ "error": err }),
+        });
         output::print_json(&json!({
             "faztctl": { "version": fazt_proto::FAZT_VERSION, "commit": fazt_proto::FAZT_COMMIT, "protocol": fazt_proto::PROTOCOL_VERSION },
-            "daemon": target_status,
+            "daemon": target_status.as_ref().map(|seen| &seen.status),
+            "unit": unit,
             "error": target_error,
             "matrix": rows,
         }))?;
     } else {
         print_matrix(&rows);
-        if let Some(status) = &target_status {
+        if let Some(seen) = &target_status {
+            let status = &seen.status;
             println!();
-            print_details(status);
+            print_details(status, &seen.unit);
             if let Some(warning) = &status.domain_warning {
                 eprintln!("warning: {warning}");
             }
@@ -149,15 +164,27 @@ pub async fn run(socket: &Path, target: Option<&str>, json: bool) -> Result<Exit
     })
 }
 
-async fn daemon_status(socket: &Path) -> Result<DaemonStatus, String> {
+/// A daemon's status and its systemd unit, as one visit saw them.
+#[derive(Debug, Clone)]
+struct Seen {
+    status: DaemonStatus,
+    /// The unit is extra: an old daemon or a D-Bus hiccup must not fail the status.
+    unit: Result<Option<UnitStatus>, String>,
+}
+
+async fn daemon_status(socket: &Path) -> Result<Seen, String> {
     let daemon = client::connect(socket).await.map_err(|e| e.to_string())?;
-    client::answer(daemon.client.status(client::quick()).await).map_err(|e| format!("{e:#}"))
+    let status = client::answer(daemon.client.status(client::quick()).await)
+        .map_err(|e| format!("{e:#}"))?;
+    let unit = client::answer(daemon.client.unit_status(client::quick()).await)
+        .map_err(|e| format!("{e:#}"));
+    Ok(Seen { status, unit })
 }
 
 async fn remote_row(
     name: String,
     remote: Remote,
-    already: Option<(Option<DaemonStatus>, Option<String>)>,
+    already: Option<(Option<Seen>, Option<String>)>,
 ) -> Row {
     if let Some((status, error)) = already {
         return match status {
@@ -285,7 +312,7 @@ fn mark_lagging(rows: &mut [Row]) {
 
 fn print_matrix(rows: &[Row]) {
     let mut table = output::table(&[
-        "", "name", "version", "commit", "uptime", "domain", "sites", "health",
+        "", "name", "version", "commit", "uptime", "unit", "domain", "sites", "health",
     ]);
     for row in rows {
         let version = row.version.clone().unwrap_or_else(|| "-".into());
@@ -314,6 +341,7 @@ fn print_matrix(rows: &[Row]) {
             version,
             Cell::new(commit),
             Cell::new(row.uptime_secs.map(output::duration).unwrap_or_default()),
+            Cell::new(row.unit.clone().unwrap_or_default()),
             Cell::new(row.domain.clone().unwrap_or_default()),
             Cell::new(row.sites.map(|s| s.to_string()).unwrap_or_default()),
             health,
@@ -322,7 +350,7 @@ fn print_matrix(rows: &[Row]) {
     println!("{table}");
 }
 
-fn print_details(status: &DaemonStatus) {
+fn print_details(status: &DaemonStatus, unit: &Result<Option<UnitStatus>, String>) {
     let mut rows = output::table(&["daemon", ""]);
     let domain = match &status.domain_warning {
         Some(_) => colored(
@@ -335,6 +363,7 @@ fn print_details(status: &DaemonStatus) {
         comfy_table::Cell::new("pid"),
         comfy_table::Cell::new(status.pid),
     ]);
+    rows.add_row(vec![comfy_table::Cell::new("unit"), unit_cell(unit)]);
     rows.add_row(vec![
         comfy_table::Cell::new("uptime"),
         comfy_table::Cell::new(output::duration(status.uptime_secs)),
@@ -379,4 +408,41 @@ fn print_details(status: &DaemonStatus) {
         comfy_table::Cell::new(&status.socket_path),
     ]);
     println!("{rows}");
+}
+
+/// `active (running), since 3m ago, 0 restarts, enabled; user unit faztd.service`.
+fn unit_cell(unit: &Result<Option<UnitStatus>, String>) -> Cell {
+    match unit {
+        Ok(None) => Cell::new("none (not started by systemd)"),
+        Err(err) => colored(format!("unknown: {err}"), Color::Yellow),
+        Ok(Some(u)) => {
+            let since = if u.active_since_usec > 0 {
+                format!(", since {}", output::ago(u.active_since_usec / 1_000_000))
+            } else {
+                String::new()
+            };
+            let file_state = if u.unit_file_state.is_empty() {
+                "?"
+            } else {
+                &u.unit_file_state
+            };
+            let text = format!(
+                "{} ({}){since}, {} restart{}, {file_state}; {} unit {}",
+                u.active_state,
+                u.sub_state,
+                u.restarts,
+                if u.restarts == 1 { "" } else { "s" },
+                u.scope,
+                u.unit
+            );
+            colored(
+                text,
+                if u.active_state == "active" {
+                    Color::Green
+                } else {
+                    Color::Yellow
+                },
+            )
+        }
+    }
 }

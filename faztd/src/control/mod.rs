@@ -12,6 +12,7 @@ mod realtime;
 pub mod service;
 mod sites;
 mod status;
+mod unit;
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

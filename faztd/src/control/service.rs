@@ -7,7 +7,7 @@ use std::sync::Arc;
 use fazt_proto::*;
 use tarpc::context::Context;
 
-use super::{deploy, functions, realtime, sites, status};
+use super::{deploy, functions, realtime, sites, status, unit};
 use crate::instance::Instance;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -176,5 +176,20 @@ impl Control for ControlConnection {
     ) -> Result<PublishOutcome, RpcError> {
         self.greeted()?;
         realtime::publish(&self.instance, site, channel, data_json).await
+    }
+
+    async fn unit_status(self, _: Context) -> Result<Option<UnitStatus>, RpcError> {
+        self.greeted()?;
+        unit::unit_status().await
+    }
+
+    async fn restart(self, _: Context) -> Result<RestartTicket, RpcError> {
+        self.greeted()?;
+        unit::restart().await
+    }
+
+    async fn daemon_logs(self, _: Context, max: u32) -> Result<Vec<String>, RpcError> {
+        self.greeted()?;
+        unit::daemon_logs(max).await
     }
 }

@@ -1,0 +1,45 @@
+//! `unit_status`, `restart` and `daemon_logs`: the daemon and its systemd unit.
+
+use fazt_proto::{RestartTicket, RpcError, UnitStatus};
+
+use crate::systemd::dbus;
+use crate::systemd::own_unit::{OwnUnit, OwnUnitError};
+
+pub async fn unit_status() -> Result<Option<UnitStatus>, RpcError> {
+    let own = match OwnUnit::find().await {
+        Ok(own) => own,
+        Err(OwnUnitError::NotUnderSystemd) => return Ok(None),
+        Err(err) => return Err(RpcError::Failed(err.to_string())),
+    };
+    own.status().await.map(Some).map_err(|err| {
+        RpcError::Failed(format!(
+            "cannot read the unit's state from systemd: {}",
+            dbus::describe(&err)
+        ))
+    })
+}
+
+pub async fn restart() -> Result<RestartTicket, RpcError> {
+    let own = OwnUnit::find()
+        .await
+        .map_err(|err| RpcError::Invalid(err.to_string()))?;
+    match own.restart().await {
+        Ok(ticket) => {
+            tracing::info!(unit = %ticket.unit, job = %ticket.job, "restart requested: systemd will stop and start this daemon");
+            Ok(ticket)
+        }
+        Err(err) if dbus::is_access_denied(&err) => Err(RpcError::Failed(format!(
+            "systemd refused to let faztd restart its own unit ({}); restart it as an administrator: `sudo systemctl{} restart faztd`",
+            dbus::describe(&err),
+            own.scope.ctl_flag()
+        ))),
+        Err(err) => Err(RpcError::Failed(format!(
+            "systemd could not restart the unit: {}",
+            dbus::describe(&err)
+        ))),
+    }
+}
+
+pub async fn daemon_logs(max: u32) -> Result<Vec<String>, RpcError> {
+    Ok(crate::logging::recent(max as usize))
+}
