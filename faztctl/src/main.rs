@@ -148,6 +148,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Replace the daemon's binary and restart it (locally or @NAME)
+    ///
+    /// Sends a faztd binary (default: the one next to faztctl, else on PATH);
+    /// the daemon checks that it runs and reports a version, swaps it in
+    /// atomically and restarts through systemd. A binary that fails the check
+    /// is refused and the running daemon is left as it was.
+    Upgrade {
+        /// The faztd binary to install
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage the remote instances faztctl can reach through ssh
     Remote {
         #[command(subcommand)]
@@ -365,6 +378,7 @@ async fn dispatch(
             command: ConfigCommand::Set { key, value },
         } => commands::config::set(&socket, &key, &value).await,
         Command::Restart { json } => commands::service::restart(&socket, json).await,
+        Command::Upgrade { binary, json } => commands::upgrade::run(&socket, binary, json).await,
         Command::Logs {
             daemon: true,
             lines,

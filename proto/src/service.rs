@@ -212,6 +212,18 @@ pub struct PublishOutcome {
     pub subscribers: u64,
 }
 
+/// What `upgrade_commit` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpgradeOutcome {
+    pub old_version: String,
+    /// What the new binary's `--version` printed.
+    pub new_version: String,
+    /// The executable that was replaced.
+    pub path: String,
+    /// Whether systemd is restarting the daemon into the new binary.
+    pub restarting: bool,
+}
+
 /// The daemon's systemd unit, as its manager reports it over D-Bus.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UnitStatus {
@@ -282,4 +294,11 @@ pub trait Control {
     async fn restart() -> Result<RestartTicket, RpcError>;
     /// The daemon's most recent log lines (at most `max`), oldest first.
     async fn daemon_logs(max: u32) -> Result<Vec<String>, RpcError>;
+    /// Starts sending a new faztd binary of `size` bytes (one per connection).
+    async fn upgrade_begin(size: u64, hash: BlobHash) -> Result<(), RpcError>;
+    /// The next part of that binary (`chunk.hash` is the binary's hash).
+    async fn upgrade_chunk(chunk: Chunk) -> Result<(), RpcError>;
+    /// Checks that the binary runs and reports a version, puts it in place of
+    /// the running executable atomically and, under systemd, restarts.
+    async fn upgrade_commit() -> Result<UpgradeOutcome, RpcError>;
 }

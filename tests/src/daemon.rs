@@ -33,7 +33,12 @@ impl Faztd {
     /// Starts faztd with `data_dir` and extra arguments, waiting until it
     /// prints the address it listens on. Returns its stderr on failure.
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Result<Faztd, String> {
-        let mut cmd = Command::new(bin("faztd"));
+        Faztd::start_program(&bin("faztd"), data_dir, extra)
+    }
+
+    /// Like [`Faztd::start_in`], running the faztd binary at `program`.
+    pub fn start_program(program: &Path, data_dir: &Path, extra: &[&str]) -> Result<Faztd, String> {
+        let mut cmd = Command::new(program);
         cmd.arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0"])

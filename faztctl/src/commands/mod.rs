@@ -8,6 +8,7 @@ pub mod remote;
 pub mod service;
 pub mod sites;
 pub mod status;
+pub mod upgrade;
 
 use std::path::Path;
 

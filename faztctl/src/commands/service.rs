@@ -36,6 +36,40 @@ pub async fn restart(socket: &Path, json: bool) -> Result<ExitCode> {
             None => eprintln!("faztd went away; waiting for the new daemon..."),
         }
     }
+    let status = wait_for_new_daemon(socket, before.pid, started).await?;
+    let took = started.elapsed();
+    if json {
+        output::print_json(&json!({
+            "restarted": true,
+            "unit": ticket.as_ref().map(|t| t.unit.clone()),
+            "old_pid": before.pid,
+            "old_version": before.version,
+            "pid": status.pid,
+            "version": status.version,
+            "commit": status.commit,
+            "seconds": took.as_secs_f64(),
+        }))?;
+    } else {
+        println!(
+            "faztd restarted: version {} ({}), pid {} (was {} pid {}), in {:.1}s",
+            status.version,
+            status.commit,
+            status.pid,
+            before.version,
+            before.pid,
+            took.as_secs_f64()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits until a daemon with another pid answers on `socket` (the one
+/// systemd started after stopping `old_pid`).
+pub async fn wait_for_new_daemon(
+    socket: &Path,
+    old_pid: u32,
+    started: Instant,
+) -> Result<fazt_proto::DaemonStatus> {
     let deadline = started + RESTART_WAIT;
     let mut last_error = String::new();
     while Instant::now() < deadline {
@@ -58,33 +92,10 @@ pub async fn restart(socket: &Path, json: bool) -> Result<ExitCode> {
                 continue;
             }
         };
-        if status.pid == before.pid {
+        if status.pid == old_pid {
             continue; // still the old one, not stopped yet
         }
-        let took = started.elapsed();
-        if json {
-            output::print_json(&json!({
-                "restarted": true,
-                "unit": ticket.as_ref().map(|t| t.unit.clone()),
-                "old_pid": before.pid,
-                "old_version": before.version,
-                "pid": status.pid,
-                "version": status.version,
-                "commit": status.commit,
-                "seconds": took.as_secs_f64(),
-            }))?;
-        } else {
-            println!(
-                "faztd restarted: version {} ({}), pid {} (was {} pid {}), in {:.1}s",
-                status.version,
-                status.commit,
-                status.pid,
-                before.version,
-                before.pid,
-                took.as_secs_f64()
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(status);
     }
     bail!(
         "no new faztd answered on {} within {}s ({last_error}); see `faztctl status` and `journalctl --user -u faztd`",

@@ -13,6 +13,7 @@ pub mod service;
 mod sites;
 mod status;
 mod unit;
+mod upgrade;
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use fazt_proto::*;
 use tarpc::context::Context;
 
-use super::{deploy, functions, realtime, sites, status, unit};
+use super::{deploy, functions, realtime, sites, status, unit, upgrade};
 use crate::instance::Instance;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -18,6 +18,8 @@ pub struct ConnectionState {
     pub id: u64,
     greeted: AtomicBool,
     instance: Arc<Instance>,
+    /// A new binary being received (`faztctl upgrade`); removed if the client goes away.
+    pub upgrade: std::sync::Mutex<Option<upgrade::PendingUpgrade>>,
 }
 
 impl Drop for ConnectionState {
@@ -37,6 +39,7 @@ impl ControlConnection {
         let state = Arc::new(ConnectionState {
             id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
             greeted: AtomicBool::new(false),
+            upgrade: std::sync::Mutex::new(None),
             instance: instance.clone(),
         });
         ControlConnection { instance, state }
@@ -191,5 +194,20 @@ impl Control for ControlConnection {
     async fn daemon_logs(self, _: Context, max: u32) -> Result<Vec<String>, RpcError> {
         self.greeted()?;
         unit::daemon_logs(max).await
+    }
+
+    async fn upgrade_begin(self, _: Context, size: u64, hash: BlobHash) -> Result<(), RpcError> {
+        self.greeted()?;
+        upgrade::begin(&self.state, size, hash)
+    }
+
+    async fn upgrade_chunk(self, _: Context, chunk: Chunk) -> Result<(), RpcError> {
+        self.greeted()?;
+        upgrade::chunk(&self.state, chunk)
+    }
+
+    async fn upgrade_commit(self, _: Context) -> Result<UpgradeOutcome, RpcError> {
+        self.greeted()?;
+        upgrade::commit(&self.state).await
     }
 }
