@@ -155,6 +155,31 @@ fn install_user_enable_start_restart_and_uninstall() {
     let logs = m.run("faztctl", &["logs", "--daemon"]).ok();
     assert!(logs.stdout.contains("started"), "{}", logs.stdout);
 
+    // `faztctl upgrade`: the daemon swaps in a new binary and systemd
+    // restarts it into that binary (here a marked copy of the same build).
+    let mut marked = std::fs::read(fazt_e2e::bin("faztd")).unwrap();
+    marked.extend_from_slice(b"\0fazt-upgrade-test-marker");
+    let new_binary = m.user.home.join("new-faztd");
+    std::fs::write(&new_binary, &marked).unwrap();
+    m.user.chown_tree(&new_binary);
+    let before = m.unit_property("faztd.service", "MainPID");
+    let upgraded = m
+        .run(
+            "faztctl",
+            &["upgrade", "--binary", new_binary.to_str().unwrap()],
+        )
+        .ok();
+    assert!(
+        upgraded.stdout.contains("faztd upgraded"),
+        "{}",
+        upgraded.all()
+    );
+    let after = m.unit_property("faztd.service", "MainPID");
+    assert_ne!(before, after, "systemd started a new process");
+    let installed = std::fs::read(m.user.home.join(".local/bin/faztd")).unwrap();
+    assert!(installed == marked, "the unit's binary is the new one");
+    assert_eq!(wait_healthy(port)["status"], "ok");
+
     // Linger against a stand-in logind (same interface, same signature).
     let bus = PrivateBus::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
