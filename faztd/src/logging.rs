@@ -42,7 +42,12 @@ pub fn init() -> LogTarget {
         // Fails where no journald socket exists: then stderr it is.
         tracing_journald::layer()
             .ok()
-            .map(|layer| layer.with_syslog_identifier("faztd".to_string()))
+            // No `F_` prefix: `journalctl --user -u faztd SITE=blog` just works.
+            .map(|layer| {
+                layer
+                    .with_syslog_identifier("faztd".to_string())
+                    .with_field_prefix(None)
+            })
     } else {
         None
     };

@@ -18,6 +18,7 @@ mod upgrade;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -74,6 +75,30 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     Ok(listener)
 }
 
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
+
+/// Runs each request in a `request` span with a fresh id, so every record it
+/// logs carries `request_id` (in journald: `REQUEST_ID=`).
+#[derive(Clone)]
+struct WithRequestId<S>(S);
+
+impl<S: tarpc::server::Serve> tarpc::server::Serve for WithRequestId<S> {
+    type Req = S::Req;
+    type Resp = S::Resp;
+
+    async fn serve(
+        self,
+        ctx: tarpc::context::Context,
+        req: Self::Req,
+    ) -> Result<Self::Resp, tarpc::ServerError> {
+        let span = tracing::info_span!(
+            "request",
+            request_id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed)
+        );
+        tracing::Instrument::instrument(self.0.serve(ctx, req), span).await
+    }
+}
+
 /// Accepts control connections until the listener is dropped.
 pub async fn serve(listener: UnixListener, instance: Arc<Instance>) {
     let mut codec = LengthDelimitedCodec::builder();
@@ -91,7 +116,7 @@ pub async fn serve(listener: UnixListener, instance: Arc<Instance>) {
         let connection = ControlConnection::new(instance.clone());
         tokio::spawn(
             BaseChannel::with_defaults(transport)
-                .execute(connection.serve())
+                .execute(WithRequestId(connection.serve()))
                 .for_each(|response| async move {
                     tokio::spawn(response);
                 }),
