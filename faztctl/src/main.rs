@@ -272,6 +272,15 @@ fn expand_at_remote(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::
 }
 
 fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of our output goes
+    // away (`faztctl logs -f | head`), instead of failing to print.
+    // SAFETY: called first thing in main, before any other thread exists.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
+    }
     let cli = Cli::parse_from(expand_at_remote(std::env::args_os()));
     if let Command::Completions { shell } = cli.command {
         clap_complete::generate(
