@@ -1,10 +1,18 @@
 //! One QuickJS runtime on one worker thread, running one invocation at a time.
 //!
-//! Each invocation gets a fresh context (so no global state leaks between
-//! requests), the `fazt` prelude, and the site's module loaded from
-//! bytecode compiled once per deployed version. The runtime itself is
-//! reused; it is rebuilt after an invocation that hit the time or memory
-//! limit, so the memory it grabbed is given back.
+//! Contexts are reused, requests still share nothing. Each site gets a
+//! context of its own on a worker, made once with the `fazt` prelude and its
+//! lockdown (frozen built-ins, see `prelude.js`); every request then runs in
+//! it with fresh instances of the site's modules (`instances`), loaded from
+//! bytecode compiled once per deployed version, and afterwards `reset`
+//! removes whatever globals the request added. Making a context costs about
+//! 100 µs and a millisecond of lockdown; reusing one costs a few µs.
+//!
+//! A context is replaced after `MAX_USES` requests, after any failure, when
+//! `reset` cannot restore it, and when the runtime's memory passes half the
+//! limit. The runtime itself is rebuilt after an invocation that hit the time
+//! or memory limit or left work behind that could not be finished, so the
+//! memory it grabbed is given back.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -14,9 +22,12 @@ use std::time::{Duration, Instant};
 
 use rquickjs::loader::{Loader, Resolver};
 use rquickjs::module::{Declared, WriteOptions};
-use rquickjs::{Context, Ctx, Function, Module, Runtime, Value};
+use rquickjs::object::Property;
+use rquickjs::{Context, Ctx, Function, Module, Object, Persistent, Runtime, Value};
 
 use super::host::HostContext;
+use super::instances::{instance_name, split_instance_name, strip_instance_names, Compiled};
+use super::memory::{CountingAllocator, MemoryUse};
 use super::routes::FunctionSet;
 use crate::store::Store;
 
@@ -34,8 +45,48 @@ pub struct Limits {
 pub struct Invocation {
     pub set: Arc<FunctionSet>,
     pub module: String,
-    /// `{ method, path, query, params, headers, body, ip }`.
-    pub request: serde_json::Value,
+    pub request: FnRequest,
+}
+
+/// The request a handler receives, as `req` (DESIGN.md §4). Built straight
+/// into a JavaScript object: no JSON on the way.
+#[derive(Debug, Clone)]
+pub struct FnRequest {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub params: Vec<(String, String)>,
+    /// Lower-case names, repeated headers already joined.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub ip: Option<String>,
+}
+
+impl FnRequest {
+    fn to_js<'js>(&self, ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
+        // Defined, not assigned: a header or parameter named `__proto__` or
+        // `toString` is data like any other.
+        let pairs = |pairs: &[(String, String)]| -> rquickjs::Result<Object<'js>> {
+            let object = Object::new(ctx.clone())?;
+            for (name, value) in pairs {
+                let value = Property::from(value.as_str())
+                    .writable()
+                    .enumerable()
+                    .configurable();
+                object.prop(name.as_str(), value)?;
+            }
+            Ok(object)
+        };
+        let request = Object::new(ctx.clone())?;
+        request.set("method", self.method.as_str())?;
+        request.set("path", self.path.as_str())?;
+        request.set("query", pairs(&self.query)?)?;
+        request.set("params", pairs(&self.params)?)?;
+        request.set("headers", pairs(&self.headers)?)?;
+        request.set("body", self.body.as_str())?;
+        request.set("ip", self.ip.as_deref())?;
+        Ok(request)
+    }
 }
 
 /// What a function answered, normalised by the prelude.
@@ -95,11 +146,14 @@ impl Resolver for SiteModules {
         name: &str,
         _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
     ) -> rquickjs::Result<String> {
-        let refused = || rquickjs::Error::new_resolving(base, name);
+        let refused = || rquickjs::Error::new_resolving(strip_instance_names(base), name);
         if !(name.starts_with("./") || name.starts_with("../")) {
             return Err(refused());
         }
-        let mut parts: Vec<&str> = base.split('/').collect();
+        // An import made by instance N of a module resolves to instance N
+        // of the imported module: one instance per request (`instances`).
+        let (base_path, instance) = split_instance_name(base);
+        let mut parts: Vec<&str> = base_path.split('/').collect();
         parts.pop();
         for segment in name.split('/') {
             match segment {
@@ -117,7 +171,10 @@ impl Resolver for SiteModules {
             .as_ref()
             .is_some_and(|modules| modules.contains(&resolved));
         if resolved.starts_with(super::routes::API_DIR) && known {
-            Ok(resolved)
+            Ok(match instance {
+                Some(instance) => instance_name(&resolved, instance),
+                None => resolved,
+            })
         } else {
             Err(refused())
         }
@@ -137,8 +194,12 @@ impl Loader for SiteModules {
             .clone()
             .ok_or_else(|| rquickjs::Error::new_loading(name))?;
         match modules {
-            Modules::Live(set) => load_module(ctx, &set, &self.store, name)
-                .map_err(|_| rquickjs::Error::new_loading(name)),
+            Modules::Live(set) => {
+                let (path, instance) = split_instance_name(name);
+                let instance = instance.ok_or_else(|| rquickjs::Error::new_loading(name))?;
+                load_instance(ctx, &set, &self.store, path, instance)
+                    .map_err(|message| rquickjs::Error::new_loading_message(path, message))
+            }
             Modules::Checking(sources) => {
                 let source = sources
                     .get(name)
@@ -149,36 +210,43 @@ impl Loader for SiteModules {
     }
 }
 
-/// Loads a module of `set` into `ctx`, from cached bytecode when there is
-/// some, else compiling the source (and caching its bytecode).
-fn load_module<'js>(
+/// Loads instance `instance` of module `path` of `set` into `ctx`, from
+/// the version's cached bytecode, compiling (and caching) it the first time.
+fn load_instance<'js>(
     ctx: &Ctx<'js>,
     set: &FunctionSet,
     store: &Store,
-    name: &str,
+    path: &str,
+    instance: u64,
 ) -> Result<Module<'js, Declared>, String> {
     let source = set
         .modules
-        .get(name)
-        .ok_or_else(|| format!("no module {name}"))?;
-    if let Some(bytecode) = source.bytecode.get() {
-        // SAFETY: the bytecode was produced by `Module::write` of this same
-        // QuickJS build in this process; it is never read from outside.
-        return unsafe { Module::load(ctx.clone(), bytecode) }.map_err(|e| e.to_string());
-    }
-    let code = store
-        .read_blob(&source.hash)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("the source of {name} is missing"))?;
-    let module = Module::declare(ctx.clone(), name, code.to_vec()).map_err(|e| describe(ctx, e))?;
-    if let Ok(bytecode) = module.write(WriteOptions::default()) {
-        let _ = source.bytecode.set(Arc::new(bytecode));
-    }
-    Ok(module)
+        .get(path)
+        .ok_or_else(|| format!("no module {path}"))?;
+    let compiled = match source.bytecode.get() {
+        Some(compiled) => compiled.clone(),
+        None => {
+            let code = store
+                .read_blob(&source.hash)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("the source of {path} is missing"))?;
+            let compiled = Arc::new(
+                Compiled::compile(ctx, path, code.to_vec()).map_err(|e| describe(ctx, e))?,
+            );
+            source.bytecode.get_or_init(|| compiled).clone()
+        }
+    };
+    compiled
+        .instantiate(ctx, instance)
+        .map_err(|e| describe(ctx, e))
 }
 
 /// A readable message for a JavaScript error: message plus location.
 fn describe(ctx: &Ctx<'_>, err: rquickjs::Error) -> String {
+    strip_instance_names(&describe_raw(ctx, err)).into_owned()
+}
+
+fn describe_raw(ctx: &Ctx<'_>, err: rquickjs::Error) -> String {
     if !matches!(err, rquickjs::Error::Exception) {
         return err.to_string();
     }
@@ -210,24 +278,58 @@ fn describe(ctx: &Ctx<'_>, err: rquickjs::Error) -> String {
     }
 }
 
+/// A context of this runtime with the `fazt` prelude and the lockdown in it,
+/// serving one site (or none yet, while it waits as the spare).
+struct SiteContext {
+    site: Option<String>,
+    /// The host API of the invocation running in this context, reached by
+    /// `__fazt_host`; empty between invocations, so a stray callback cannot
+    /// act for anyone.
+    host: Rc<RefCell<Option<HostContext>>>,
+    /// The prelude's exports: shaping the request, normalising the response,
+    /// removing what a request added to the global object.
+    request: Persistent<Function<'static>>,
+    response: Persistent<Function<'static>>,
+    reset: Persistent<Function<'static>>,
+    uses: u32,
+    context: Context,
+}
+
+/// Requests one context serves before it is replaced: each request's module
+/// instances stay in the context until then.
+const MAX_USES: u32 = 1000;
+/// Sites a worker keeps a context for.
+const WARM_CONTEXTS: usize = 8;
+/// Promise jobs an invocation may leave behind (run after its answer).
+const MAX_BACKGROUND_JOBS: usize = 10_000;
+
 pub struct Engine {
-    /// A context with the prelude already loaded, made while the worker was idle.
-    spare: Option<Context>,
+    /// Contexts by site, least recently used first.
+    warm: Vec<SiteContext>,
+    /// A context made ahead of time while the worker was idle.
+    spare: Option<SiteContext>,
+    /// The context of the invocation `finish` has yet to clean up after.
+    running: Option<SiteContext>,
     /// The prelude compiled once per runtime.
     prelude: Vec<u8>,
-    /// The host API of the invocation being run, reached by `__fazt_host`.
-    host: Rc<RefCell<Option<HostContext>>>,
-    rt: Runtime,
     deadline: Rc<Cell<Option<Instant>>>,
     current: Rc<RefCell<Option<Modules>>>,
+    /// Numbers each invocation's module instances (`instances`).
+    instance: u64,
+    memory: MemoryUse,
     limits: Limits,
     store: Arc<Store>,
+    /// Last, so that everything holding JavaScript values is dropped first.
+    rt: Runtime,
 }
 
 impl Engine {
     pub fn new(limits: Limits, store: Arc<Store>) -> Result<Engine, FnError> {
-        let rt =
-            Runtime::new().map_err(|e| FnError::Internal(format!("cannot start QuickJS: {e}")))?;
+        let memory = MemoryUse::default();
+        let rt = Runtime::new_with_alloc(CountingAllocator {
+            used: memory.clone(),
+        })
+        .map_err(|e| FnError::Internal(format!("cannot start QuickJS: {e}")))?;
         rt.set_memory_limit(limits.memory_bytes);
         rt.set_max_stack_size(limits.stack_bytes);
         let deadline = Rc::new(Cell::new(None::<Instant>));
@@ -255,50 +357,66 @@ impl Engine {
             })?
         };
         Ok(Engine {
+            warm: Vec::new(),
             spare: None,
+            running: None,
             prelude,
-            host: Rc::new(RefCell::new(None)),
-            rt,
             deadline,
             current,
+            instance: 0,
+            memory,
             limits,
             store,
+            rt,
         })
     }
 
-    /// Makes the next invocation's context ahead of time: a fresh context
-    /// with the `fazt` API in it. Called when the worker has nothing to do.
+    /// Makes the next site's context ahead of time. Called when the worker
+    /// has nothing to do.
     pub fn prepare(&mut self) {
         if self.spare.is_none() {
             self.spare = self.new_context().ok();
         }
     }
 
-    fn new_context(&self) -> Result<Context, FnError> {
+    fn new_context(&self) -> Result<SiteContext, FnError> {
         let context = Context::full(&self.rt).map_err(|e| match e {
             rquickjs::Error::Allocation => FnError::OutOfMemory,
             e => FnError::Internal(e.to_string()),
         })?;
+        let host = Rc::new(RefCell::new(None::<HostContext>));
+        let slot = host.clone();
         context.with(|ctx| {
-            let slot = self.host.clone();
-            let bridge = Function::new(ctx.clone(), move |op: String, args: String| -> String {
-                let args: Vec<serde_json::Value> = serde_json::from_str(&args).unwrap_or_default();
-                let reply = match slot.borrow().as_ref().map(|host| host.call(&op, &args)) {
-                    Some(Ok(value)) => serde_json::json!({ "ok": value }),
-                    Some(Err(message)) => serde_json::json!({ "error": message }),
-                    None => serde_json::json!({ "error": "fazt is only available while handling a request" }),
-                };
-                reply.to_string()
-            });
-            let setup = bridge.and_then(|bridge| ctx.globals().set("__fazt_host", bridge)).and_then(|_| {
+            let setup = || -> rquickjs::Result<SiteContext> {
+                let bridge = Function::new(ctx.clone(), move |op: String, args: String| -> String {
+                    let args: Vec<serde_json::Value> = serde_json::from_str(&args).unwrap_or_default();
+                    let reply = match slot.borrow().as_ref().map(|host| host.call(&op, &args)) {
+                        Some(Ok(value)) => serde_json::json!({ "ok": value }),
+                        Some(Err(message)) => serde_json::json!({ "error": message }),
+                        None => serde_json::json!({ "error": "fazt is only available while handling a request" }),
+                    };
+                    reply.to_string()
+                })?;
+                ctx.globals().set("__fazt_host", bridge)?;
                 // SAFETY: compiled from PRELUDE by this runtime in `Engine::new`.
                 let prelude = unsafe { Module::load(ctx.clone(), &self.prelude) }?;
-                let (_, done) = prelude.eval()?;
-                done.finish::<()>()
-            });
-            setup.map_err(|e| FnError::Internal(format!("cannot set up a context: {}", describe(&ctx, e))))
-        })?;
-        Ok(context)
+                let (prelude, done) = prelude.eval()?;
+                done.finish::<()>()?;
+                let export = |name: &str| -> rquickjs::Result<Persistent<Function<'static>>> {
+                    Ok(Persistent::save(&ctx, prelude.get::<_, Function>(name)?))
+                };
+                Ok(SiteContext {
+                    site: None,
+                    host: host.clone(),
+                    request: export("request")?,
+                    response: export("response")?,
+                    reset: export("reset")?,
+                    uses: 0,
+                    context: context.clone(),
+                })
+            };
+            setup().map_err(|e| FnError::Internal(format!("cannot set up a context: {}", describe(&ctx, e))))
+        })
     }
 
     /// Whether this runtime should be thrown away after `result`.
@@ -324,13 +442,17 @@ impl Engine {
         result
     }
 
+    /// Runs one invocation and returns its answer. `finish` must be called
+    /// next (after the answer is on its way) to clean up after it.
     pub fn invoke(&mut self, job: &Invocation, host: HostContext) -> Result<FnResponse, FnError> {
+        let site = self.context_for(&job.set.site)?;
+        *site.host.borrow_mut() = Some(host);
         *self.current.borrow_mut() = Some(Modules::Live(job.set.clone()));
         let deadline = Instant::now() + self.limits.timeout;
         self.deadline.set(Some(deadline));
-        let result = self.run(job, host);
-        self.deadline.set(None);
-        *self.current.borrow_mut() = None;
+        self.instance += 1;
+        let result = self.run(&site, job);
+        self.running = Some(site);
         match result {
             Err(FnError::Exception(_)) if Instant::now() >= deadline => Err(FnError::Timeout),
             // When the limit leaves no room even for the error object, QuickJS
@@ -342,30 +464,104 @@ impl Engine {
         }
     }
 
-    fn run(&mut self, job: &Invocation, host: HostContext) -> Result<FnResponse, FnError> {
-        // Every invocation gets a context no other request has touched.
-        let context = match self.spare.take() {
-            Some(context) => context,
+    /// Cleans up after the last invocation: runs the promise jobs it left
+    /// behind (still within its time limit), removes the globals it added,
+    /// and keeps its context for the site's next request if all went well.
+    /// Returns false when the runtime must be thrown away: work was left
+    /// that could not be finished.
+    pub fn finish(&mut self, succeeded: bool) -> bool {
+        let Some(mut site) = self.running.take() else {
+            return true;
+        };
+        let drained = self.drain();
+        let clean = drained
+            && site.context.with(|ctx| {
+                site.reset
+                    .clone()
+                    .restore(&ctx)
+                    .and_then(|reset| reset.call::<_, bool>(()))
+                    .unwrap_or(false)
+            });
+        self.deadline.set(None);
+        *self.current.borrow_mut() = None;
+        *site.host.borrow_mut() = None;
+        if !drained {
+            return false;
+        }
+        site.uses += 1;
+        if succeeded && clean && site.uses < MAX_USES {
+            self.warm.push(site);
+        }
+        if self.warm.len() > WARM_CONTEXTS {
+            self.warm.remove(0);
+        }
+        // Each request's module instances stay in its context: give memory
+        // back before it can crowd the next request's limit.
+        let ceiling = self.limits.memory_bytes / 2;
+        if self.memory.bytes() > ceiling {
+            self.rt.run_gc();
+            while self.memory.bytes() > ceiling && !self.warm.is_empty() {
+                self.warm.remove(0);
+                self.rt.run_gc();
+            }
+        }
+        // Reference counting frees a request's objects as soon as they are
+        // unreachable; the cycle collector walks every object of every
+        // context, so it waits until memory has really grown. QuickJS lowers
+        // the threshold to 1.5x the heap after each collection: lift it again.
+        let floor = self.limits.memory_bytes / 4;
+        self.rt
+            .set_gc_threshold((self.memory.bytes() + self.memory.bytes() / 2).max(floor));
+        true
+    }
+
+    /// Runs pending promise jobs until none are left; false if some remain.
+    fn drain(&self) -> bool {
+        for _ in 0..MAX_BACKGROUND_JOBS {
+            // A job that threw has finished too; its error had no one to go to.
+            if let Ok(false) = self.rt.execute_pending_job() {
+                return true;
+            }
+        }
+        !self.rt.is_job_pending()
+    }
+
+    /// The site's context on this worker, else the spare, else a new one.
+    fn context_for(&mut self, site: &str) -> Result<SiteContext, FnError> {
+        if let Some(i) = self
+            .warm
+            .iter()
+            .position(|c| c.site.as_deref() == Some(site))
+        {
+            return Ok(self.warm.remove(i));
+        }
+        let mut fresh = match self.spare.take() {
+            Some(spare) => spare,
             None => self.new_context()?,
         };
-        *self.host.borrow_mut() = Some(host);
-        let store = self.store.clone();
-        let result = context.with(|ctx| {
+        fresh.site = Some(site.to_string());
+        Ok(fresh)
+    }
+
+    fn run(&self, site: &SiteContext, job: &Invocation) -> Result<FnResponse, FnError> {
+        let instance = self.instance;
+        site.context.with(|ctx| {
             let fail = |e: rquickjs::Error| match e {
                 rquickjs::Error::Allocation => FnError::OutOfMemory,
                 e => FnError::Exception(describe(&ctx, e)),
             };
 
-            let module = load_module(&ctx, &job.set, &store, &job.module).map_err(FnError::BadModule)?;
+            let module = load_instance(&ctx, &job.set, &self.store, &job.module, instance)
+                .map_err(FnError::BadModule)?;
             let (module, evaluated) = module.eval().map_err(fail)?;
             evaluated.finish::<()>().map_err(fail)?;
             let handler: Function = module.get("default").map_err(|_| {
                 FnError::BadModule(format!("{} has no default export: write `export default async function (req) {{ ... }}`", job.module))
             })?;
 
-            let request = ctx.json_parse(job.request.to_string()).map_err(fail)?;
-            let wrap: Function = ctx.globals().get("__fazt_request").map_err(fail)?;
-            let request: Value = wrap.call((request,)).map_err(fail)?;
+            let request = job.request.to_js(&ctx).map_err(fail)?;
+            let shape = site.request.clone().restore(&ctx).map_err(fail)?;
+            let request: Value = shape.call((request,)).map_err(fail)?;
             let mut returned: Value = handler.call((request,)).map_err(fail)?;
             if let Some(promise) = returned.as_promise().cloned() {
                 returned = match promise.finish::<Value>() {
@@ -376,16 +572,20 @@ impl Engine {
                     Err(e) => return Err(fail(e)),
                 };
             }
-            let normalise: Function = ctx.globals().get("__fazt_response").map_err(fail)?;
-            let normalised: Value = normalise.call((returned,)).map_err(fail)?;
-            let json = ctx
-                .json_stringify(normalised)
-                .map_err(fail)?
-                .and_then(|s| s.to_string().ok())
-                .ok_or_else(|| FnError::Internal("the response could not be read".to_string()))?;
-            serde_json::from_str(&json).map_err(|e| FnError::Internal(format!("the response could not be read: {e}")))
-        });
-        *self.host.borrow_mut() = None;
-        result
+            let normalise = site.response.clone().restore(&ctx).map_err(fail)?;
+            let answer: Object = normalise.call((returned,)).map_err(fail)?;
+            let mut headers = std::collections::BTreeMap::new();
+            let given: Object = answer.get("headers").map_err(fail)?;
+            for entry in given.props::<String, String>() {
+                let (name, value) = entry.map_err(fail)?;
+                headers.insert(name, value);
+            }
+            Ok(FnResponse {
+                status: answer.get("status").map_err(fail)?,
+                headers,
+                body: answer.get("body").map_err(fail)?,
+                json: answer.get("json").map_err(fail)?,
+            })
+        })
     }
 }

@@ -55,7 +55,11 @@ impl HostContext {
             "log" => {
                 let level = arg(0).as_str().unwrap_or("info");
                 let message = arg(1).as_str().unwrap_or("");
-                self.logs.append(site, level, message);
+                self.logs.append(
+                    site,
+                    level,
+                    &super::instances::strip_instance_names(message),
+                );
                 Ok(Value::Null)
             }
             "kv.get" => Ok(self

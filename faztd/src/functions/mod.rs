@@ -3,8 +3,10 @@
 //!
 //! - `routes` maps request paths to modules (file routing, `[param]`s, `main.js`).
 //! - `pool` owns the worker threads and the bounded job queue.
-//! - `engine` is one worker's runtime: fresh context per request, bytecode
-//!   cached per deployed version, time/memory/stack limits.
+//! - `engine` is one worker's runtime: a reused context per site, fresh module
+//!   instances per request, time/memory/stack limits.
+//! - `instances` loads a module as a new instance per request from bytecode
+//!   compiled once per deployed version; `memory` counts the runtime's bytes.
 //! - `host` implements the `fazt` API (kv, docs, env, realtime, logs) that
 //!   `prelude.js` exposes to JavaScript; `docs_query` is the query language.
 //! - `logs` keeps each site's function log for `faztctl logs`.
@@ -13,7 +15,9 @@
 pub mod docs_query;
 pub mod engine;
 pub mod host;
+mod instances;
 pub mod logs;
+mod memory;
 pub mod pool;
 pub mod routes;
 pub mod serve;

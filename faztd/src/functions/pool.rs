@@ -112,10 +112,13 @@ fn worker(jobs: crossbeam_channel::Receiver<Job>, limits: Limits, shared: Shared
                     version: invocation.set.version,
                 };
                 let result = current.invoke(&invocation, host);
-                if !Engine::spent(&result) {
+                let spent = Engine::spent(&result);
+                let succeeded = result.is_ok();
+                // The answer goes out first; the clean-up does not delay it.
+                let _ = reply.send(result);
+                if !spent && current.finish(succeeded) {
                     engine = Some(current);
                 }
-                let _ = reply.send(result);
             }
             Job::CheckSyntax(sources, reply) => {
                 let _ = reply.send(current.check_syntax(&sources));

@@ -1,6 +1,8 @@
 // The `fazt` API and `console`, built on one native function:
 // __fazt_host(op, argsJson) -> '{"ok": value}' or '{"error": message}'.
-// Evaluated (from bytecode) in every fresh context, before the site's module.
+// Evaluated (from bytecode) once per context, before any site module. What the
+// engine needs from it (request/response shaping, the reset between requests)
+// is exported, not left on globalThis where site code could reach it.
 const host = globalThis.__fazt_host;
 delete globalThis.__fazt_host;
 
@@ -63,13 +65,13 @@ globalThis.fazt = Object.freeze({
 });
 
 // The request object handed to the handler.
-globalThis.__fazt_request = (r) => {
+export function request(r) {
   Object.defineProperty(r, "json", { value: function () { return JSON.parse(this.body); } });
   return Object.freeze(r);
-};
+}
 
 // Normalises what a handler returned into {status, headers, body, json}.
-globalThis.__fazt_response = (value) => {
+export function response(value) {
   if (value === undefined) return { status: 204, headers: {}, body: "", json: false };
   if (typeof value === "string") return { status: 200, headers: {}, body: value, json: false };
   if (typeof value === "function" || typeof value === "symbol" || typeof value === "bigint") {
@@ -92,4 +94,124 @@ globalThis.__fazt_response = (value) => {
     json = true;
   }
   return { status, headers, body, json };
-};
+}
+
+// ---------------------------------------------------------------------------
+// Lockdown: one context serves many requests of a site, one after another, and
+// no request may see what an earlier one left behind (DESIGN.md §4). Module-level
+// state is handled by the engine (every request gets fresh module instances);
+// this part handles everything global:
+//
+// - built-ins: everything reachable from globalThis (and the hidden intrinsics
+//   such as %GeneratorFunction%) is frozen, and the standard globals are
+//   read-only, so `Array.prototype.x = 1` or `JSON = {}` throws a TypeError;
+// - new globals (`globalThis.x = 1`) are deleted by `reset()` after each request;
+// - `eval` is disabled: an indirect eval can declare global `let`/`const`
+//   bindings that nothing could remove (`new Function` cannot, and still works);
+// - FinalizationRegistry is not offered: its callbacks run whenever the
+//   collector decides, which can be during a later request;
+// - Error.stackTraceLimit and Error.prepareStackTrace are fixed: their setters
+//   change the whole context.
+//
+// Plain freezing breaks ordinary code through the "override mistake": assigning
+// `obj.toString = f` or `this.name = "MyError"` throws when the inherited
+// property is frozen. As SES does, those properties become accessors whose
+// setter defines the property on the object assigned to.
+export const reset = (() => {
+  const { defineProperty, getOwnPropertyDescriptor, getPrototypeOf, freeze, isExtensible } = Object;
+  const { ownKeys, deleteProperty, setPrototypeOf } = Reflect;
+  const global = globalThis;
+
+  delete global.FinalizationRegistry;
+  const disabledEval = {
+    eval() {
+      throw new EvalError("eval() is not available in Fazt functions; code comes only from the deployed files");
+    },
+  }.eval;
+  defineProperty(global, "eval", { value: disabledEval });
+  for (const key of ["stackTraceLimit", "prepareStackTrace"]) {
+    const desc = getOwnPropertyDescriptor(Error, key);
+    if (desc && desc.configurable) defineProperty(Error, key, { value: Error[key], writable: false });
+  }
+
+  function allowOverride(proto, key) {
+    const desc = getOwnPropertyDescriptor(proto, key);
+    if (!desc || !("value" in desc) || !desc.configurable) return;
+    const value = desc.value;
+    const name = String(typeof key === "symbol" ? key.description : key);
+    defineProperty(proto, key, {
+      get: { [name]() { return value; } }[name],
+      set: {
+        [name](replacement) {
+          if (this === proto) {
+            throw new TypeError(`Cannot assign to read only property '${name}' of a built-in (built-ins are frozen)`);
+          }
+          defineProperty(this, key, { value: replacement, writable: true, enumerable: true, configurable: true });
+        },
+      }[name],
+      enumerable: desc.enumerable,
+      configurable: false,
+    });
+  }
+  for (const key of ownKeys(Object.prototype)) allowOverride(Object.prototype, key);
+  const errors = [Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError];
+  if (typeof AggregateError === "function") errors.push(AggregateError);
+  for (const E of errors) {
+    for (const key of ["name", "message", "constructor", "toString"]) allowOverride(E.prototype, key);
+  }
+  for (const C of [Function, Array, Promise, Date, RegExp]) {
+    for (const key of ["constructor", "toString"]) allowOverride(C.prototype, key);
+  }
+
+  // Freeze every object reachable from the roots, through properties
+  // (values, getters, setters) and prototypes; globalThis itself stays open.
+  const seen = new Set([global]);
+  const pending = [];
+  for (const key of ownKeys(global)) {
+    const desc = getOwnPropertyDescriptor(global, key);
+    pending.push(desc.value, desc.get, desc.set);
+  }
+  const generator = function* () {};
+  const asyncGenerator = async function* () {};
+  pending.push(
+    generator, generator(), asyncGenerator, asyncGenerator(), async function () {}, async () => {},
+    [][Symbol.iterator](), new Map()[Symbol.iterator](), new Set()[Symbol.iterator](), ""[Symbol.iterator](),
+    /x/[Symbol.matchAll]("x"), (function () { return arguments; })(),
+  );
+  if (typeof Iterator === "function") {
+    if (typeof Iterator.from === "function") pending.push(Iterator.from({ next: () => ({ done: true }) }));
+    if (typeof Iterator.prototype.map === "function") pending.push([].values().map((x) => x));
+  }
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if ((typeof value !== "object" && typeof value !== "function") || value === null || seen.has(value)) continue;
+    seen.add(value);
+    freeze(value);
+    pending.push(getPrototypeOf(value));
+    for (const key of ownKeys(value)) {
+      const desc = getOwnPropertyDescriptor(value, key);
+      pending.push(desc.value, desc.get, desc.set);
+    }
+  }
+  for (const key of ownKeys(global)) {
+    const desc = getOwnPropertyDescriptor(global, key);
+    defineProperty(global, key, "value" in desc ? { writable: false, configurable: false } : { configurable: false });
+  }
+
+  const baseline = new Set(ownKeys(global));
+  const baselineProto = getPrototypeOf(global);
+  // After each request: remove what it added. False when the context cannot
+  // be brought back (a global it made undeletable, a global object it sealed);
+  // the engine then throws the context away.
+  return function reset() {
+    let clean = true;
+    const keys = ownKeys(global);
+    if (keys.length !== baseline.size) {
+      for (const key of keys) {
+        if (!baseline.has(key) && !deleteProperty(global, key)) clean = false;
+      }
+    }
+    if (getPrototypeOf(global) !== baselineProto && !setPrototypeOf(global, baselineProto)) clean = false;
+    return clean && isExtensible(global);
+  };
+})();

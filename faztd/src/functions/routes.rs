@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+use super::instances::Compiled;
 use crate::store::Hash;
 
 /// Where function sources live inside a site.
@@ -37,7 +38,7 @@ struct Route {
 #[derive(Debug)]
 pub struct ModuleSource {
     pub hash: Hash,
-    pub bytecode: OnceLock<Arc<Vec<u8>>>,
+    pub bytecode: OnceLock<Arc<Compiled>>,
 }
 
 /// The functions of one deployed version of a site.

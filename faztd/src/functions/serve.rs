@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use warp::http::header::{HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
-use super::engine::{FnError, Invocation};
+use super::engine::{FnError, FnRequest, Invocation};
 use super::pool::FunctionPool;
 use super::routes::{FunctionSet, RouteMatch};
 use crate::http::responses;
@@ -30,39 +30,34 @@ pub async fn respond(
     route: RouteMatch,
     req: FunctionRequest<'_>,
 ) -> Response {
-    let mut headers = Map::new();
+    // Repeated headers are joined with ", " (RFC 9110 §5.3), in order.
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(req.headers.len());
     for (name, value) in req.headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        match headers.get_mut(name.as_str()) {
-            Some(Value::String(existing)) => {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        match headers.iter_mut().find(|(n, _)| n == name.as_str()) {
+            Some((_, existing)) => {
                 existing.push_str(", ");
                 existing.push_str(&value);
             }
-            _ => {
-                headers.insert(name.as_str().to_string(), Value::String(value));
-            }
+            None => headers.push((name.as_str().to_string(), value.into_owned())),
         }
     }
-    let mut query = Map::new();
+    // The first value of a repeated query parameter wins.
+    let mut query: Vec<(String, String)> = Vec::new();
     for (k, v) in form_urlencoded::parse(req.query.as_bytes()) {
-        query
-            .entry(k.into_owned())
-            .or_insert(Value::String(v.into_owned()));
+        if !query.iter().any(|(seen, _)| *seen == k) {
+            query.push((k.into_owned(), v.into_owned()));
+        }
     }
-    let params: Map<String, Value> = route
-        .params
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    let request = json!({
-        "method": req.method.as_str(),
-        "path": req.path,
-        "query": query,
-        "params": params,
-        "headers": headers,
-        "body": String::from_utf8_lossy(&req.body),
-        "ip": req.ip.map(|a| a.ip().to_string()),
-    });
+    let request = FnRequest {
+        method: req.method.as_str().to_string(),
+        path: req.path.to_string(),
+        query,
+        params: route.params,
+        headers,
+        body: String::from_utf8_lossy(&req.body).into_owned(),
+        ip: req.ip.map(|a| a.ip().to_string()),
+    };
     let site = set.site.clone();
     let module = route.module.clone();
     let result = pool

@@ -1,0 +1,271 @@
+//! Requests share nothing, although a worker reuses one JavaScript context
+//! for many requests of a site. Each daemon here runs a single function
+//! worker, so consecutive requests land in the same context: anything one
+//! request could leave behind, the next one would see.
+
+use std::path::Path;
+
+use fazt_e2e::daemon::Faztd;
+use fazt_e2e::http;
+use serde_json::{json, Value};
+
+fn deploy(d: &Faztd, site: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (rel, data) in files {
+        let path: &Path = &dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+    d.ctl(&["deploy", dir.path().to_str().unwrap(), "--site", site])
+        .ok();
+    dir
+}
+
+fn call(d: &Faztd, site: &str, path: &str) -> Value {
+    let res = http::get(d.addr, &format!("{site}.localhost"), path, &[]);
+    assert_eq!(res.status, 200, "{path}: {}", res.text());
+    serde_json::from_slice(&res.body).unwrap_or_else(|e| panic!("{path} ({e}): {}", res.text()))
+}
+
+/// One worker, so every request of a site runs in the same context.
+fn one_worker() -> Faztd {
+    let mut d = Faztd::start();
+    d.ctl(&["config", "set", "function_workers", "1"]).ok();
+    d.ctl(&["config", "set", "function_timeout_ms", "2000"])
+        .ok();
+    d.restart();
+    d
+}
+
+#[test]
+fn module_state_and_globals_start_fresh_on_every_request() {
+    let d = one_worker();
+    deploy(
+        &d,
+        "fresh",
+        &[
+            (
+                "api/_lib/counter.js",
+                "let n = 0; export const bump = () => ++n;",
+            ),
+            (
+                "api/_lib/twice.js",
+                r#"import { bump } from "./counter.js"; export const again = () => bump();"#,
+            ),
+            // A cycle: each imports the other.
+            (
+                "api/_lib/ping.js",
+                r#"import { pong } from "./pong.js"; export const ping = () => "ping " + pong();"#,
+            ),
+            (
+                "api/_lib/pong.js",
+                r#"import { ping } from "./ping.js"; export const pong = () => typeof ping;"#,
+            ),
+            (
+                "api/state.js",
+                r#"import { bump } from "./_lib/counter.js";
+                   import { again } from "./_lib/twice.js";
+                   import { ping } from "./_lib/ping.js";
+                   globalThis.loads = (globalThis.loads ?? 0) + 1;
+                   let calls = 0;
+                   export default () => {
+                     calls += 1;
+                     const seen = typeof globalThis.mine;
+                     globalThis.mine = "left behind";
+                     return { first: bump(), second: again(), loads: globalThis.loads, calls, seen, ping: ping() };
+                   };"#,
+            ),
+        ],
+    );
+    for _ in 0..5 {
+        // The counter module is one instance within a request (both
+        // importers bump the same n) and a new one on the next request.
+        assert_eq!(
+            call(&d, "fresh", "/api/state"),
+            json!({ "first": 1, "second": 2, "loads": 1, "calls": 1, "seen": "undefined", "ping": "ping function" })
+        );
+    }
+}
+
+#[test]
+fn builtins_are_frozen_and_overriding_inherited_properties_still_works() {
+    let d = one_worker();
+    deploy(
+        &d,
+        "frozen",
+        &[
+            (
+                "api/poison.js",
+                r#"export default () => {
+                     const attempts = {
+                       prototype: () => { Array.prototype.leak = 1; },
+                       method: () => { JSON.parse = () => "poisoned"; },
+                       global: () => { globalThis.JSON = null; },
+                       remove: () => { delete globalThis.Math; },
+                       traces: () => { Error.stackTraceLimit = 0; },
+                       eval: () => eval("1 + 1"),
+                       indirect: () => (0, eval)("let forever = 1"),
+                     };
+                     const outcome = {};
+                     for (const [name, attempt] of Object.entries(attempts)) {
+                       try { attempt(); outcome[name] = "allowed"; } catch (e) { outcome[name] = e.name; }
+                     }
+                     return outcome;
+                   };"#,
+            ),
+            (
+                "api/check.js",
+                r#"export default () => ({ leak: [].leak ?? null, json: JSON.parse("[7]")[0], math: typeof Math, registry: typeof FinalizationRegistry });"#,
+            ),
+            (
+                "api/override.js",
+                r#"class NotFound extends Error {
+                     constructor(what) { super(`${what} not found`); this.name = "NotFound"; }
+                   }
+                   export default () => {
+                     const custom = {};
+                     custom.toString = () => "custom";
+                     custom.constructor = "mine";
+                     function Legacy() {}
+                     Legacy.prototype.toString = () => "legacy";
+                     const e = new NotFound("page");
+                     return { custom: String(custom), ctor: custom.constructor, legacy: String(new Legacy()),
+                              name: e.name, message: e.message, isError: e instanceof Error,
+                              fn: new Function("a", "return a * 2")(21), plain: String({}) };
+                   };"#,
+            ),
+        ],
+    );
+    let refused = json!({
+        "prototype": "TypeError", "method": "TypeError", "global": "TypeError", "remove": "TypeError",
+        "traces": "TypeError", "eval": "EvalError", "indirect": "EvalError"
+    });
+    assert_eq!(call(&d, "frozen", "/api/poison"), refused);
+    assert_eq!(
+        call(&d, "frozen", "/api/check"),
+        json!({ "leak": null, "json": 7, "math": "object", "registry": "undefined" })
+    );
+    assert_eq!(
+        call(&d, "frozen", "/api/override"),
+        json!({ "custom": "custom", "ctor": "mine", "legacy": "legacy", "name": "NotFound",
+                "message": "page not found", "isError": true, "fn": 42, "plain": "[object Object]" })
+    );
+    // The eval error says what to do instead.
+    deploy(
+        &d,
+        "frozen",
+        &[("api/eval.js", r#"export default () => eval("1");"#)],
+    );
+    let res = http::get(d.addr, "frozen.localhost", "/api/eval", &[]);
+    assert_eq!(res.status, 500);
+    let logs = d.ctl(&["logs", "frozen", "-n", "5"]).ok().stdout;
+    assert!(
+        logs.contains("eval() is not available in Fazt functions"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn what_cannot_be_cleaned_up_retires_the_context() {
+    let d = one_worker();
+    deploy(
+        &d,
+        "sticky",
+        &[
+            // A global that cannot be deleted.
+            (
+                "api/pin.js",
+                r#"export default () => {
+                     const before = typeof globalThis.pinned;
+                     Object.defineProperty(globalThis, "pinned", { value: 1 });
+                     return { before };
+                   };"#,
+            ),
+            // A global object that cannot take new properties.
+            (
+                "api/seal.js",
+                r#"export default () => {
+                     globalThis.probe = 1;
+                     delete globalThis.probe;
+                     Object.preventExtensions(globalThis);
+                     return { sealed: !Object.isExtensible(globalThis) };
+                   };"#,
+            ),
+            // A global object with another prototype.
+            (
+                "api/proto.js",
+                r#"export default () => {
+                     const before = "injected" in globalThis;
+                     Object.setPrototypeOf(globalThis, { injected: true });
+                     return { before };
+                   };"#,
+            ),
+        ],
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            call(&d, "sticky", "/api/pin"),
+            json!({ "before": "undefined" })
+        );
+        assert_eq!(call(&d, "sticky", "/api/seal"), json!({ "sealed": true }));
+        assert_eq!(call(&d, "sticky", "/api/proto"), json!({ "before": false }));
+    }
+}
+
+#[test]
+fn work_left_behind_finishes_for_its_own_site_only() {
+    let d = one_worker();
+    deploy(
+        &d,
+        "busy",
+        &[(
+            "api/later.js",
+            r#"export default () => {
+                 Promise.resolve().then(() => Promise.resolve()).then(() => fazt.kv.set("late", "done"));
+                 return { answered: true };
+               };"#,
+        )],
+    );
+    deploy(
+        &d,
+        "other",
+        &[(
+            "api/read.js",
+            r#"export default async () => { await null; await null; await null; return { late: fazt.kv.get("late") }; };"#,
+        )],
+    );
+    assert_eq!(call(&d, "busy", "/api/later"), json!({ "answered": true }));
+    // The other site runs next on the same worker. Had the jobs left behind
+    // been pending still, they would run among its awaits, with its storage.
+    assert_eq!(call(&d, "other", "/api/read"), json!({ "late": null }));
+    deploy(
+        &d,
+        "busy",
+        &[(
+            "api/read.js",
+            r#"export default () => ({ late: fazt.kv.get("late") });"#,
+        )],
+    );
+    assert_eq!(call(&d, "busy", "/api/read"), json!({ "late": "done" }));
+}
+
+#[test]
+fn big_module_state_does_not_pile_up_to_the_memory_limit() {
+    // Each request's module instance keeps its top-level data (here an
+    // array of 2^19 numbers, 8 MiB) until the context is replaced: without
+    // retiring contexts in time, the 64 MiB limit would be hit by about the
+    // seventh request.
+    let d = one_worker();
+    deploy(
+        &d,
+        "big",
+        &[(
+            "api/table.js",
+            r#"const table = new Array(1 << 19).fill(0).map((_, i) => i);
+               export default () => ({ size: table.length });"#,
+        )],
+    );
+    for _ in 0..20 {
+        assert_eq!(call(&d, "big", "/api/table"), json!({ "size": 524288 }));
+    }
+}
