@@ -8,9 +8,9 @@
 //! removes whatever globals the request added. Making a context costs about
 //! 100 µs and a millisecond of lockdown; reusing one costs a few µs.
 //!
-//! A context is replaced after `MAX_USES` requests, after any failure, when
-//! `reset` cannot restore it, and when the runtime's memory passes half the
-//! limit. The runtime itself is rebuilt after an invocation that hit the time
+//! A context is replaced once `MAX_INSTANCES` module instances have piled up
+//! in it, when `reset` cannot restore it, and when the runtime's memory
+//! passes a quarter of the limit. The runtime itself is rebuilt after an invocation that hit the time
 //! or memory limit or left work behind that could not be finished, so the
 //! memory it grabbed is given back.
 
@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use rquickjs::loader::{Loader, Resolver};
 use rquickjs::module::{Declared, WriteOptions};
-use rquickjs::object::Property;
-use rquickjs::{Context, Ctx, Function, Module, Object, Persistent, Runtime, Value};
+use rquickjs::object::{Filter, Property};
+use rquickjs::{Atom, Context, Ctx, Function, Module, Object, Persistent, Runtime, Value};
 
 use super::host::HostContext;
 use super::instances::{instance_name, split_instance_name, strip_instance_names, Compiled};
@@ -63,7 +63,7 @@ pub struct FnRequest {
 }
 
 impl FnRequest {
-    fn to_js<'js>(&self, ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
+    fn to_js<'js>(&self, ctx: &Ctx<'js>, prototype: &Object<'js>) -> rquickjs::Result<Object<'js>> {
         // Defined, not assigned: a header or parameter named `__proto__` or
         // `toString` is data like any other.
         let pairs = |pairs: &[(String, String)]| -> rquickjs::Result<Object<'js>> {
@@ -78,6 +78,7 @@ impl FnRequest {
             Ok(object)
         };
         let request = Object::new(ctx.clone())?;
+        request.set_prototype(Some(prototype))?;
         request.set("method", self.method.as_str())?;
         request.set("path", self.path.as_str())?;
         request.set("query", pairs(&self.query)?)?;
@@ -135,6 +136,7 @@ impl Modules {
 /// Module loading for `import` between a site's own files under `api/`.
 struct SiteModules {
     current: Rc<RefCell<Option<Modules>>>,
+    loaded: Rc<Cell<u32>>,
     store: Arc<Store>,
 }
 
@@ -197,6 +199,7 @@ impl Loader for SiteModules {
             Modules::Live(set) => {
                 let (path, instance) = split_instance_name(name);
                 let instance = instance.ok_or_else(|| rquickjs::Error::new_loading(name))?;
+                self.loaded.set(self.loaded.get() + 1);
                 load_instance(ctx, &set, &self.store, path, instance)
                     .map_err(|message| rquickjs::Error::new_loading_message(path, message))
             }
@@ -286,18 +289,25 @@ struct SiteContext {
     /// `__fazt_host`; empty between invocations, so a stray callback cannot
     /// act for anyone.
     host: Rc<RefCell<Option<HostContext>>>,
-    /// The prelude's exports: shaping the request, normalising the response,
-    /// removing what a request added to the global object.
-    request: Persistent<Function<'static>>,
+    /// The prelude's exports: the prototype of request objects, normalising
+    /// the response, removing what a request added to the global object.
+    request_prototype: Persistent<Object<'static>>,
     response: Persistent<Function<'static>>,
     reset: Persistent<Function<'static>>,
-    uses: u32,
+    /// The global object as the lockdown left it: how many own keys, and
+    /// its prototype (what `globals_untouched` compares against).
+    global_keys: usize,
+    global_prototype: Persistent<Option<Object<'static>>>,
+    /// Module instances loaded into this context so far.
+    instances: u32,
     context: Context,
 }
 
-/// Requests one context serves before it is replaced: each request's module
-/// instances stay in the context until then.
-const MAX_USES: u32 = 1000;
+/// Module instances a context takes before it is replaced. They stay until
+/// then (QuickJS cannot unload a module), and every import a request makes
+/// scans them by name: more means slower imports and more memory, fewer means
+/// making (and locking down, ~2 ms) contexts more often.
+const MAX_INSTANCES: u32 = 2000;
 /// Sites a worker keeps a context for.
 const WARM_CONTEXTS: usize = 8;
 /// Promise jobs an invocation may leave behind (run after its answer).
@@ -316,6 +326,8 @@ pub struct Engine {
     current: Rc<RefCell<Option<Modules>>>,
     /// Numbers each invocation's module instances (`instances`).
     instance: u64,
+    /// Module instances the running invocation has loaded (the loader counts).
+    loaded: Rc<Cell<u32>>,
     memory: MemoryUse,
     limits: Limits,
     store: Arc<Store>,
@@ -338,8 +350,10 @@ impl Engine {
             watch.get().is_some_and(|d| Instant::now() >= d)
         })));
         let current = Rc::new(RefCell::new(None));
+        let loaded = Rc::new(Cell::new(0));
         let loader = || SiteModules {
             current: current.clone(),
+            loaded: loaded.clone(),
             store: store.clone(),
         };
         rt.set_loader(loader(), loader());
@@ -364,11 +378,17 @@ impl Engine {
             deadline,
             current,
             instance: 0,
+            loaded,
             memory,
             limits,
             store,
             rt,
         })
+    }
+
+    /// Bytes the runtime holds now.
+    pub fn memory_bytes(&self) -> usize {
+        self.memory.bytes()
     }
 
     /// Makes the next site's context ahead of time. Called when the worker
@@ -405,13 +425,16 @@ impl Engine {
                 let export = |name: &str| -> rquickjs::Result<Persistent<Function<'static>>> {
                     Ok(Persistent::save(&ctx, prelude.get::<_, Function>(name)?))
                 };
+                let globals = ctx.globals();
                 Ok(SiteContext {
                     site: None,
                     host: host.clone(),
-                    request: export("request")?,
+                    request_prototype: Persistent::save(&ctx, prelude.get::<_, Object>("requestPrototype")?),
                     response: export("response")?,
                     reset: export("reset")?,
-                    uses: 0,
+                    global_keys: global_key_count(&globals),
+                    global_prototype: Persistent::save(&ctx, globals.get_prototype()),
+                    instances: 0,
                     context: context.clone(),
                 })
             };
@@ -466,21 +489,23 @@ impl Engine {
 
     /// Cleans up after the last invocation: runs the promise jobs it left
     /// behind (still within its time limit), removes the globals it added,
-    /// and keeps its context for the site's next request if all went well.
+    /// and keeps its context for the site's next request if that worked.
     /// Returns false when the runtime must be thrown away: work was left
     /// that could not be finished.
-    pub fn finish(&mut self, succeeded: bool) -> bool {
+    pub fn finish(&mut self) -> bool {
         let Some(mut site) = self.running.take() else {
             return true;
         };
         let drained = self.drain();
         let clean = drained
             && site.context.with(|ctx| {
-                site.reset
-                    .clone()
-                    .restore(&ctx)
-                    .and_then(|reset| reset.call::<_, bool>(()))
-                    .unwrap_or(false)
+                globals_untouched(&ctx, &site)
+                    || site
+                        .reset
+                        .clone()
+                        .restore(&ctx)
+                        .and_then(|reset| reset.call::<_, bool>(()))
+                        .unwrap_or(false)
             });
         self.deadline.set(None);
         *self.current.borrow_mut() = None;
@@ -488,16 +513,25 @@ impl Engine {
         if !drained {
             return false;
         }
-        site.uses += 1;
-        if succeeded && clean && site.uses < MAX_USES {
+        // A failed request (an exception, a bad return value) leaves nothing
+        // `reset` cannot remove, so its context stays; after the time or
+        // memory limit the whole runtime goes instead (`spent`).
+        site.instances += self.loaded.replace(0);
+        if clean && site.instances < MAX_INSTANCES {
             self.warm.push(site);
         }
         if self.warm.len() > WARM_CONTEXTS {
             self.warm.remove(0);
         }
-        // Each request's module instances stay in its context: give memory
-        // back before it can crowd the next request's limit.
-        let ceiling = self.limits.memory_bytes / 2;
+        // Reference counting frees a request's objects as soon as they are
+        // unreachable; what it cannot free (a dropped context, whose objects
+        // refer to each other; cyclic garbage) waits for the cycle collector,
+        // which walks every object in the runtime. So it runs only when the
+        // runtime holds a quarter of the memory limit (QuickJS alone would
+        // run it whenever the heap grew by half). If what is live is still
+        // above that, contexts go, least recently used first, so that what
+        // piles up never crowds a request's own limit.
+        let ceiling = self.limits.memory_bytes / 4;
         if self.memory.bytes() > ceiling {
             self.rt.run_gc();
             while self.memory.bytes() > ceiling && !self.warm.is_empty() {
@@ -505,13 +539,8 @@ impl Engine {
                 self.rt.run_gc();
             }
         }
-        // Reference counting frees a request's objects as soon as they are
-        // unreachable; the cycle collector walks every object of every
-        // context, so it waits until memory has really grown. QuickJS lowers
-        // the threshold to 1.5x the heap after each collection: lift it again.
-        let floor = self.limits.memory_bytes / 4;
         self.rt
-            .set_gc_threshold((self.memory.bytes() + self.memory.bytes() / 2).max(floor));
+            .set_gc_threshold((self.memory.bytes() + self.memory.bytes() / 2).max(ceiling));
         true
     }
 
@@ -551,6 +580,7 @@ impl Engine {
                 e => FnError::Exception(describe(&ctx, e)),
             };
 
+            self.loaded.set(self.loaded.get() + 1);
             let module = load_instance(&ctx, &job.set, &self.store, &job.module, instance)
                 .map_err(FnError::BadModule)?;
             let (module, evaluated) = module.eval().map_err(fail)?;
@@ -559,9 +589,8 @@ impl Engine {
                 FnError::BadModule(format!("{} has no default export: write `export default async function (req) {{ ... }}`", job.module))
             })?;
 
-            let request = job.request.to_js(&ctx).map_err(fail)?;
-            let shape = site.request.clone().restore(&ctx).map_err(fail)?;
-            let request: Value = shape.call((request,)).map_err(fail)?;
+            let prototype = site.request_prototype.clone().restore(&ctx).map_err(fail)?;
+            let request = job.request.to_js(&ctx, &prototype).map_err(fail)?;
             let mut returned: Value = handler.call((request,)).map_err(fail)?;
             if let Some(promise) = returned.as_promise().cloned() {
                 returned = match promise.finish::<Value>() {
@@ -571,6 +600,14 @@ impl Engine {
                     }
                     Err(e) => return Err(fail(e)),
                 };
+            }
+            if let Some(text) = returned.as_string() {
+                return Ok(FnResponse {
+                    status: 200,
+                    headers: Default::default(),
+                    body: text.to_string().map_err(fail)?,
+                    json: false,
+                });
             }
             let normalise = site.response.clone().restore(&ctx).map_err(fail)?;
             let answer: Object = normalise.call((returned,)).map_err(fail)?;
@@ -588,4 +625,34 @@ impl Engine {
             })
         })
     }
+}
+
+/// How many own keys (strings and symbols) the global object has. Counted
+/// from atoms, without making a string for each.
+fn global_key_count(globals: &Object<'_>) -> usize {
+    globals
+        .own_keys::<Atom>(Filter::new().string().symbol())
+        .len()
+}
+
+/// Whether a request left the global object as the lockdown made it: no keys
+/// added (the lockdown's own cannot be removed), the same prototype, still
+/// extensible. Checked natively, a fraction of what the JavaScript `reset`
+/// costs, which then only runs when something did change.
+fn globals_untouched(ctx: &Ctx<'_>, site: &SiteContext) -> bool {
+    let globals = ctx.globals();
+    if global_key_count(&globals) != site.global_keys {
+        return false;
+    }
+    let Ok(prototype) = site.global_prototype.clone().restore(ctx) else {
+        return false;
+    };
+    if globals.get_prototype() != prototype {
+        return false;
+    }
+    // SAFETY: both pointers come from live rquickjs handles of this context;
+    // JS_IsExtensible only reads the object's flags (it is not a proxy).
+    let extensible =
+        unsafe { rquickjs::qjs::JS_IsExtensible(ctx.as_raw().as_ptr(), globals.as_raw()) };
+    extensible == 1
 }

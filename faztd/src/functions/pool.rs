@@ -113,10 +113,9 @@ fn worker(jobs: crossbeam_channel::Receiver<Job>, limits: Limits, shared: Shared
                 };
                 let result = current.invoke(&invocation, host);
                 let spent = Engine::spent(&result);
-                let succeeded = result.is_ok();
                 // The answer goes out first; the clean-up does not delay it.
                 let _ = reply.send(result);
-                if !spent && current.finish(succeeded) {
+                if !spent && current.finish() {
                     engine = Some(current);
                 }
             }
