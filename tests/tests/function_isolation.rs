@@ -269,3 +269,49 @@ fn big_module_state_does_not_pile_up_to_the_memory_limit() {
         assert_eq!(call(&d, "big", "/api/table"), json!({ "size": 524288 }));
     }
 }
+
+#[test]
+fn work_left_running_after_the_answer_is_stopped_and_logged() {
+    // A loop left in a promise job runs into the time limit after the answer
+    // went out; a rejection nobody handles is logged (as Node and Deno do).
+    let d = one_worker();
+    deploy(
+        &d,
+        "late",
+        &[
+            (
+                "api/spin.js",
+                r#"export default () => { Promise.resolve().then(() => { while (true) {} }); return { answered: true }; };"#,
+            ),
+            (
+                "api/fail.js",
+                r#"export default () => { Promise.resolve().then(() => { throw new Error("too late"); }); return { answered: true }; };"#,
+            ),
+            ("api/ok.js", r#"export default () => ({ ok: true });"#),
+            (
+                "api/boom.js",
+                r#"export default async () => { await null; throw new Error("boom"); };"#,
+            ),
+        ],
+    );
+    // A failing handler is reported once, as its call's error.
+    let res = http::get(d.addr, "late.localhost", "/api/boom", &[]);
+    assert_eq!(res.status, 500);
+    // The answer goes out; the loop it left behind runs into the time limit.
+    assert_eq!(call(&d, "late", "/api/spin"), json!({ "answered": true }));
+    assert_eq!(call(&d, "late", "/api/ok"), json!({ "ok": true }));
+    assert_eq!(call(&d, "late", "/api/fail"), json!({ "answered": true }));
+    assert_eq!(call(&d, "late", "/api/ok"), json!({ "ok": true }));
+    let logs = d.ctl(&["logs", "late", "-n", "10"]).ok().stdout;
+    assert!(
+        logs.contains("api/spin.js: work left running after the answer failed")
+            && logs.contains("interrupted"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("api/fail.js: a promise was rejected and nothing handled it")
+            && logs.contains("Error: too late"),
+        "{logs}"
+    );
+    assert_eq!(logs.matches("Error: boom").count(), 1, "{logs}");
+}

@@ -253,7 +253,11 @@ fn describe_raw(ctx: &Ctx<'_>, err: rquickjs::Error) -> String {
     if !matches!(err, rquickjs::Error::Exception) {
         return err.to_string();
     }
-    let caught = ctx.catch();
+    describe_thrown(ctx, ctx.catch())
+}
+
+/// A readable message for a thrown (or rejected-with) value.
+fn describe_thrown<'js>(ctx: &Ctx<'js>, caught: Value<'js>) -> String {
     if let Some(exception) = caught.as_exception() {
         let message = exception.message().unwrap_or_default();
         let location = exception
@@ -313,13 +317,17 @@ const WARM_CONTEXTS: usize = 8;
 /// Promise jobs an invocation may leave behind (run after its answer).
 const MAX_BACKGROUND_JOBS: usize = 10_000;
 
+/// Rejected promises nobody handled, with what they were rejected with.
+type Rejections = Rc<RefCell<Vec<(Persistent<Value<'static>>, String)>>>;
+
 pub struct Engine {
     /// Contexts by site, least recently used first.
     warm: Vec<SiteContext>,
     /// A context made ahead of time while the worker was idle.
     spare: Option<SiteContext>,
-    /// The context of the invocation `finish` has yet to clean up after.
-    running: Option<SiteContext>,
+    /// The context of the invocation `finish` has yet to clean up after,
+    /// and the module it ran.
+    running: Option<(SiteContext, String)>,
     /// The prelude compiled once per runtime.
     prelude: Vec<u8>,
     deadline: Rc<Cell<Option<Instant>>>,
@@ -328,6 +336,8 @@ pub struct Engine {
     instance: u64,
     /// Module instances the running invocation has loaded (the loader counts).
     loaded: Rc<Cell<u32>>,
+    /// Promises rejected with no handler (yet) during the running invocation.
+    rejections: Rejections,
     memory: MemoryUse,
     limits: Limits,
     store: Arc<Store>,
@@ -357,6 +367,20 @@ impl Engine {
             store: store.clone(),
         };
         rt.set_loader(loader(), loader());
+        let rejections: Rejections = Rc::default();
+        let tracked = rejections.clone();
+        rt.set_host_promise_rejection_tracker(Some(Box::new(
+            move |ctx: Ctx<'_>, promise: Value<'_>, reason: Value<'_>, handled: bool| {
+                if handled {
+                    forget_rejection(&tracked, &ctx, &promise);
+                } else {
+                    let message = strip_instance_names(&describe_thrown(&ctx, reason)).into_owned();
+                    tracked
+                        .borrow_mut()
+                        .push((Persistent::save(&ctx, promise), message));
+                }
+            },
+        )));
         let prelude = {
             let context = Context::full(&rt).map_err(|e| FnError::Internal(e.to_string()))?;
             context.with(|ctx| {
@@ -379,6 +403,7 @@ impl Engine {
             current,
             instance: 0,
             loaded,
+            rejections,
             memory,
             limits,
             store,
@@ -473,9 +498,11 @@ impl Engine {
         *self.current.borrow_mut() = Some(Modules::Live(job.set.clone()));
         let deadline = Instant::now() + self.limits.timeout;
         self.deadline.set(Some(deadline));
-        self.instance += 1;
+        // Instance numbers have 12 digits; contexts are long retired before
+        // one comes round again.
+        self.instance = self.instance % 999_999_999_999 + 1;
         let result = self.run(&site, job);
-        self.running = Some(site);
+        self.running = Some((site, job.module.clone()));
         match result {
             Err(FnError::Exception(_)) if Instant::now() >= deadline => Err(FnError::Timeout),
             // When the limit leaves no room even for the error object, QuickJS
@@ -493,10 +520,25 @@ impl Engine {
     /// Returns false when the runtime must be thrown away: work was left
     /// that could not be finished.
     pub fn finish(&mut self) -> bool {
-        let Some(mut site) = self.running.take() else {
+        let Some((mut site, module)) = self.running.take() else {
             return true;
         };
-        let drained = self.drain();
+        let drained = self.drain(&site, &module);
+        let rejected: Vec<String> = self
+            .rejections
+            .borrow_mut()
+            .drain(..)
+            .map(|(_, m)| m)
+            .collect();
+        if let Some(host) = site.host.borrow().as_ref() {
+            for message in rejected {
+                host.logs.append(
+                    &host.site,
+                    "error",
+                    &format!("{module}: a promise was rejected and nothing handled it: {message}"),
+                );
+            }
+        }
         let clean = drained
             && site.context.with(|ctx| {
                 globals_untouched(&ctx, &site)
@@ -545,11 +587,25 @@ impl Engine {
     }
 
     /// Runs pending promise jobs until none are left; false if some remain.
-    fn drain(&self) -> bool {
+    /// A job that throws (or is stopped at the time limit) has no one to
+    /// report to but the site's log.
+    fn drain(&self, site: &SiteContext, module: &str) -> bool {
         for _ in 0..MAX_BACKGROUND_JOBS {
-            // A job that threw has finished too; its error had no one to go to.
-            if let Ok(false) = self.rt.execute_pending_job() {
-                return true;
+            match self.rt.execute_pending_job() {
+                Ok(false) => return true,
+                Ok(true) => {}
+                Err(job) => {
+                    let message = job.0.with(|ctx| describe(&ctx, rquickjs::Error::Exception));
+                    if let Some(host) = site.host.borrow().as_ref() {
+                        host.logs.append(
+                            &host.site,
+                            "error",
+                            &format!(
+                                "{module}: work left running after the answer failed: {message}"
+                            ),
+                        );
+                    }
+                }
             }
         }
         !self.rt.is_job_pending()
@@ -584,7 +640,11 @@ impl Engine {
             let module = load_instance(&ctx, &job.set, &self.store, &job.module, instance)
                 .map_err(FnError::BadModule)?;
             let (module, evaluated) = module.eval().map_err(fail)?;
-            evaluated.finish::<()>().map_err(fail)?;
+            let outcome = evaluated.finish::<()>();
+            // The module's own failure is reported as the call's error, not
+            // as a rejection nobody handled.
+            forget_rejection(&self.rejections, &ctx, evaluated.as_value());
+            outcome.map_err(fail)?;
             let handler: Function = module.get("default").map_err(|_| {
                 FnError::BadModule(format!("{} has no default export: write `export default async function (req) {{ ... }}`", job.module))
             })?;
@@ -593,7 +653,10 @@ impl Engine {
             let request = job.request.to_js(&ctx, &prototype).map_err(fail)?;
             let mut returned: Value = handler.call((request,)).map_err(fail)?;
             if let Some(promise) = returned.as_promise().cloned() {
-                returned = match promise.finish::<Value>() {
+                // So is the handler's.
+                let settled = promise.finish::<Value>();
+                forget_rejection(&self.rejections, &ctx, promise.as_value());
+                returned = match settled {
                     Ok(value) => value,
                     Err(rquickjs::Error::WouldBlock) => {
                         return Err(FnError::Exception("the handler's promise never settled".to_string()))
@@ -655,4 +718,18 @@ fn globals_untouched(ctx: &Ctx<'_>, site: &SiteContext) -> bool {
     let extensible =
         unsafe { rquickjs::qjs::JS_IsExtensible(ctx.as_raw().as_ptr(), globals.as_raw()) };
     extensible == 1
+}
+
+/// Drops `promise` from the unhandled rejections: it was handled after all,
+/// or its failure is reported another way.
+fn forget_rejection<'js>(rejections: &Rejections, ctx: &Ctx<'js>, promise: &Value<'js>) {
+    let mut list = rejections.borrow_mut();
+    if !list.is_empty() {
+        list.retain(|(rejected, _)| {
+            rejected
+                .clone()
+                .restore(ctx)
+                .map_or(true, |rejected| &rejected != promise)
+        });
+    }
 }
