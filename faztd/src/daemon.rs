@@ -205,14 +205,20 @@ fn start_functions(store: &Arc<Store>, realtime: Arc<ChannelHub>) -> Result<Func
     FunctionPool::start(workers, limits, shared).context("cannot start the function workers")
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+/// Installs the SIGINT and SIGTERM handlers now, and returns what resolves
+/// on either. Installing them before start-up begins means a signal that
+/// arrives while the daemon is still starting ends it cleanly instead of by
+/// the default action (an async fn would install them only when first polled).
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }
 
 /// Tells the person at the terminal where their sites are.

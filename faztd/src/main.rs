@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use faztd::daemon::{self, DaemonOptions};
@@ -116,7 +117,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(options, daemon::shutdown_signal())) {
+    let served = runtime.block_on(async {
+        let shutdown = daemon::shutdown_signal().context("cannot install the signal handlers")?;
+        daemon::run(options, shutdown).await
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             notify::failed(&format!("{err:#}"));
