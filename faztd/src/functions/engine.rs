@@ -352,7 +352,10 @@ impl Engine {
             used: memory.clone(),
         })
         .map_err(|e| FnError::Internal(format!("cannot start QuickJS: {e}")))?;
-        rt.set_memory_limit(limits.memory_bytes);
+        // A call may use its whole limit on top of what the runtime keeps
+        // between calls (contexts, module instances), which `finish` holds
+        // under `retained_ceiling`.
+        rt.set_memory_limit(limits.memory_bytes + retained_ceiling(&limits));
         rt.set_max_stack_size(limits.stack_bytes);
         let deadline = Rc::new(Cell::new(None::<Instant>));
         let watch = deadline.clone();
@@ -569,11 +572,11 @@ impl Engine {
         // unreachable; what it cannot free (a dropped context, whose objects
         // refer to each other; cyclic garbage) waits for the cycle collector,
         // which walks every object in the runtime. So it runs only when the
-        // runtime holds a quarter of the memory limit (QuickJS alone would
-        // run it whenever the heap grew by half). If what is live is still
+        // runtime holds a quarter of a call's memory limit (QuickJS alone
+        // would run it whenever the heap grew by half). If what is live is still
         // above that, contexts go, least recently used first, so that what
         // piles up never crowds a request's own limit.
-        let ceiling = self.limits.memory_bytes / 4;
+        let ceiling = retained_ceiling(&self.limits);
         if self.memory.bytes() > ceiling {
             self.rt.run_gc();
             while self.memory.bytes() > ceiling && !self.warm.is_empty() {
@@ -688,6 +691,11 @@ impl Engine {
             })
         })
     }
+}
+
+/// How much the runtime may keep between calls: a quarter of a call's limit.
+fn retained_ceiling(limits: &Limits) -> usize {
+    limits.memory_bytes / 4
 }
 
 /// How many own keys (strings and symbols) the global object has. Counted
