@@ -585,3 +585,41 @@ async fn functions_publish_count_and_see_presence() {
     assert_eq!(m["data"], json!({"headline": "hello"}));
     assert_eq!(m["id"], answer["id"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_site_closes_its_connections_and_forgets_its_channels() {
+    let d = Faztd::start();
+    chat_site(&d, "gone");
+    chat_site(&d, "stays");
+    let mut member = client(&d, "gone").await;
+    member.subscribe("room-a").await;
+    let mut bystander = client(&d, "stays").await;
+    bystander.subscribe("room-a").await;
+    let mut publisher = client(&d, "gone").await;
+    publisher.publish("room-a", json!({ "seq": 0 })).await;
+    assert_eq!(seq(&member.recv_type("message").await), 0);
+
+    d.ctl(&["site", "rm", "gone", "--yes"]).ok();
+    let close = loop {
+        match member.next().await {
+            Received::Json(_) => continue,
+            Received::Closed(frame) => break frame.expect("a close frame with a reason"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 1001);
+    assert_eq!(close.reason.as_str(), "the site was removed");
+
+    // Other sites are untouched.
+    bystander.send(json!({"type":"ping"})).await;
+    assert_eq!(bystander.recv_type("pong").await["type"], "pong");
+
+    // A new site of the same name starts with no history.
+    chat_site(&d, "gone");
+    let mut newcomer = client(&d, "gone").await;
+    newcomer
+        .send(json!({"type":"subscribe","channel":"room-a","since":0}))
+        .await;
+    let head = newcomer.recv().await;
+    assert_eq!(head["type"], "subscribed", "{head}");
+    assert_eq!(head["replayed"], 0, "the removed site's history: {head}");
+}

@@ -117,6 +117,7 @@ pub async fn remove(instance: &Arc<Instance>, site: String) -> Result<(), RpcErr
             i.store.remove_site(&site)?;
             i.catalog.reload(&site)?;
             i.functions.logs.forget(&site);
+            i.realtime.remove_site(&site);
             tracing::info!(site = %site, "site removed");
             collect_garbage(i);
             Ok(())

@@ -31,7 +31,7 @@ use warp::http::{Method, Request, StatusCode};
 use warp::reply::Response;
 
 use super::frames::{self, ClientFrame, ErrorCode};
-use super::hub::{ClientHandle, RealtimeError};
+use super::hub::{ClientHandle, Closing, RealtimeError};
 use crate::http::catalog::SiteCatalog;
 use crate::http::host::HostRoute;
 use crate::http::{responses, HttpState};
@@ -216,8 +216,12 @@ impl Connection {
         let mut last_heard = Instant::now();
         loop {
             tokio::select! {
-                _ = self.client.shutdown() => {
-                    return Ending::Close(1001, "the server is shutting down".into());
+                closing = self.client.closing() => {
+                    let why = match closing {
+                        Closing::Shutdown => "the server is shutting down",
+                        Closing::SiteRemoved => "the site was removed",
+                    };
+                    return Ending::Close(1001, why.into());
                 }
                 incoming = self.ws.next() => {
                     let message = match incoming {

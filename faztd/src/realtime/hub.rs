@@ -9,7 +9,7 @@
 //! Publishing takes the site map only to find the channel, so publishers on
 //! different channels do not wait on each other's fan-out.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -86,10 +86,32 @@ pub struct ChannelHub {
     shutdown: watch::Sender<bool>,
 }
 
-#[derive(Default)]
 struct SiteChannels {
     connections: usize,
     channels: HashMap<String, Arc<Channel>>,
+    /// Set to true when the site is removed; its connections then close.
+    /// Replaced by a fresh one at that moment, so that connections to a new
+    /// site of the same name start open.
+    removed: watch::Sender<bool>,
+}
+
+impl Default for SiteChannels {
+    fn default() -> SiteChannels {
+        SiteChannels {
+            connections: 0,
+            channels: HashMap::new(),
+            removed: watch::channel(false).0,
+        }
+    }
+}
+
+/// Why the hub tells a connection to close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// The daemon is shutting down.
+    Shutdown,
+    /// The connection's site was removed (`faztctl site rm`).
+    SiteRemoved,
 }
 
 struct Channel {
@@ -231,9 +253,26 @@ impl ChannelHub {
             hub: self.clone(),
             site: site.to_string(),
             id: self.next_client.fetch_add(1, Ordering::Relaxed),
-            channels: HashSet::new(),
+            channels: HashMap::new(),
             shutdown: self.shutdown.subscribe(),
+            site_removed: entry.removed.subscribe(),
         })
+    }
+
+    /// Forgets a removed site's channels and their history, and tells its
+    /// connections to close. A new site of the same name starts empty.
+    pub fn remove_site(&self, site: &str) {
+        let mut sites = self.sites.lock().expect("hub lock");
+        let Some(entry) = sites.get_mut(site) else {
+            return;
+        };
+        for (_, channel) in entry.channels.drain() {
+            channel.state.lock().expect("channel lock").removed = true;
+        }
+        std::mem::replace(&mut entry.removed, watch::channel(false).0).send_replace(true);
+        if entry.connections == 0 {
+            sites.remove(site);
+        }
     }
 
     /// Tells every connection to close (they send "going away").
@@ -310,7 +349,7 @@ impl ChannelHub {
         client: u64,
         since: Option<u64>,
         info: Option<Value>,
-    ) -> Result<Subscription, RealtimeError> {
+    ) -> Result<(Subscription, Arc<Channel>), RealtimeError> {
         let limits = self.limits();
         let presence = frames::is_presence(channel);
         let info = if presence {
@@ -362,23 +401,22 @@ impl ChannelHub {
                 .map(|(id, info)| frames::member(*id, info))
                 .collect()
         });
-        Ok(Subscription {
+        let subscription = Subscription {
             rx,
             replay,
             missed,
             last_id: st.last_id,
             members,
-        })
+        };
+        drop(st);
+        Ok((subscription, ch))
     }
 
-    fn unsubscribe(&self, site: &str, channel: &str, client: u64) {
+    /// `ch` is the channel the client subscribed to: if it has left the
+    /// site's map since (the site was removed), a channel of the same name
+    /// there now is another one, and is left alone.
+    fn unsubscribe(&self, site: &str, channel: &str, ch: &Arc<Channel>, client: u64) {
         let mut sites = self.sites.lock().expect("hub lock");
-        let Some(entry) = sites.get_mut(site) else {
-            return;
-        };
-        let Some(ch) = entry.channels.get(channel).cloned() else {
-            return;
-        };
         let mut st = ch.state.lock().expect("channel lock");
         st.subscribers = st.subscribers.saturating_sub(1);
         if let Some(info) = st.members.remove(&client) {
@@ -388,10 +426,12 @@ impl ChannelHub {
                 frames::member(client, &info),
             ));
         }
-        if st.subscribers == 0 && st.history.is_empty() {
+        if st.subscribers == 0 && st.history.is_empty() && !st.removed {
             st.removed = true;
             drop(st);
-            entry.channels.remove(channel);
+            if let Some(entry) = sites.get_mut(site) {
+                entry.channels.remove(channel);
+            }
         }
     }
 
@@ -414,8 +454,10 @@ pub struct ClientHandle {
     hub: Arc<ChannelHub>,
     site: String,
     id: u64,
-    channels: HashSet<String>,
+    /// Subscribed channels, by name, with the very channel subscribed to.
+    channels: HashMap<String, Arc<Channel>>,
     shutdown: watch::Receiver<bool>,
+    site_removed: watch::Receiver<bool>,
 }
 
 impl ClientHandle {
@@ -431,9 +473,22 @@ impl ClientHandle {
         &self.hub
     }
 
-    /// Resolves when the daemon shuts down.
-    pub async fn shutdown(&mut self) {
-        let _ = self.shutdown.wait_for(|stop| *stop).await;
+    /// Resolves when the connection must close: the daemon shuts down, or
+    /// its site was removed.
+    pub async fn closing(&self) -> Closing {
+        // A sender that is gone without having said true never will.
+        let until_true = |rx: &watch::Receiver<bool>| {
+            let mut rx = rx.clone();
+            async move {
+                if rx.wait_for(|set| *set).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = until_true(&self.shutdown) => Closing::Shutdown,
+            _ = until_true(&self.site_removed) => Closing::SiteRemoved,
+        }
     }
 
     pub fn subscribe(
@@ -445,33 +500,33 @@ impl ClientHandle {
         if !frames::valid_channel(channel) {
             return Err(RealtimeError::BadChannel);
         }
-        if self.channels.contains(channel) {
+        if self.channels.contains_key(channel) {
             return Err(RealtimeError::AlreadySubscribed);
         }
         let limit = self.hub.limits().max_subscriptions;
         if self.channels.len() >= limit {
             return Err(RealtimeError::TooManySubscriptions { limit });
         }
-        let sub = self
+        let (sub, ch) = self
             .hub
             .subscribe(&self.site, channel, self.id, since, info)?;
-        self.channels.insert(channel.to_string());
+        self.channels.insert(channel.to_string(), ch);
         Ok(sub)
     }
 
     pub fn unsubscribe(&mut self, channel: &str) -> Result<(), RealtimeError> {
-        if !self.channels.remove(channel) {
+        let Some(ch) = self.channels.remove(channel) else {
             return Err(RealtimeError::NotSubscribed);
-        }
-        self.hub.unsubscribe(&self.site, channel, self.id);
+        };
+        self.hub.unsubscribe(&self.site, channel, &ch, self.id);
         Ok(())
     }
 }
 
 impl Drop for ClientHandle {
     fn drop(&mut self) {
-        for channel in self.channels.drain() {
-            self.hub.unsubscribe(&self.site, &channel, self.id);
+        for (channel, ch) in self.channels.drain() {
+            self.hub.unsubscribe(&self.site, &channel, &ch, self.id);
         }
         self.hub.disconnect(&self.site);
     }
@@ -499,6 +554,27 @@ mod tests {
     fn id_of(m: &Message) -> u64 {
         let v: Value = serde_json::from_str(m.to_text().unwrap()).unwrap();
         v["id"].as_u64().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_removed_site_loses_its_channels_and_its_connections_close() {
+        let hub = hub();
+        let mut old = hub.connect("s").unwrap();
+        old.subscribe("c", None, None).unwrap();
+        let first = hub.publish("s", "c", &json!("before")).unwrap();
+        hub.remove_site("s");
+        assert_eq!(old.closing().await, Closing::SiteRemoved);
+
+        // A new site of the same name starts empty and open.
+        let mut new = hub.connect("s").unwrap();
+        let sub = new.subscribe("c", Some(first - 1), None).unwrap();
+        assert!(sub.replay.is_empty(), "history of the removed site");
+        let still_open = tokio::time::timeout(Duration::from_millis(50), new.closing()).await;
+        assert!(still_open.is_err(), "the new connection was told to close");
+        // The old connection going away leaves the new channel alone.
+        drop(old);
+        assert_eq!(hub.count("s", "c"), 1);
+        assert_eq!(hub.stats().connections, 1);
     }
 
     #[test]
