@@ -158,8 +158,10 @@ export const reset = (() => {
     });
   }
   for (const key of ownKeys(Object.prototype)) allowOverride(Object.prototype, key);
-  const errors = [Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError];
-  if (typeof AggregateError === "function") errors.push(AggregateError);
+  // Error, TypeError, ..., and QuickJS's InternalError, AggregateError, SuppressedError.
+  const errors = ownKeys(global)
+    .filter((key) => typeof key === "string" && key.endsWith("Error") && typeof global[key] === "function")
+    .map((key) => global[key]);
   for (const E of errors) {
     for (const key of ["name", "message", "constructor", "toString"]) allowOverride(E.prototype, key);
   }
