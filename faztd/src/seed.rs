@@ -23,6 +23,7 @@ const DEMO: &[(&str, &[u8])] = &[
     seed_file!("404.html", "demo/404.html"),
     seed_file!("assets/style.css", "demo/assets/style.css"),
     seed_file!("assets/app.js", "demo/assets/app.js"),
+    seed_file!("api/hello.js", "demo/api/hello.js"),
 ];
 
 /// Writes the seed sites on the first start of an instance. Later starts

@@ -34,6 +34,16 @@ fn first_start_seeds_root_and_demo_and_serves_them() {
     let missing = http::get(daemon.addr, "demo.localhost", "/nope", &[]);
     assert_eq!(missing.status, 404);
     assert!(missing.text().contains("own <code>404.html</code>"));
+    // The demo's function counts visits in its storage.
+    for visit in 1..=2 {
+        let hello = http::get(daemon.addr, "demo.localhost", "/api/hello?name=ada", &[]);
+        assert_eq!(hello.status, 200, "{}", hello.text());
+        let json: serde_json::Value = serde_json::from_slice(&hello.body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({ "hello": "ada", "visits": visit, "site": "demo" })
+        );
+    }
     let unknown = http::get(daemon.addr, "nosuch.localhost", "/", &[]);
     assert_eq!(unknown.status, 404);
     let health = http::get(daemon.addr, "localhost", "/_fazt/health", &[]);
