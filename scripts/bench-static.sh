@@ -20,40 +20,24 @@
 
 set -euo pipefail
 
+# The shared plumbing: paths, BUILD, log/die, the temp dir and its cleanup,
+# faztd, wrk (scripts/lib/bench-common.sh).
+# shellcheck source-path=SCRIPTDIR source=lib/bench-common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/bench-common.sh"
+
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
-BUILD=${BUILD:-1}
 RESULTS_JSON=${RESULTS_JSON:-}
 WARMUP=2s
 THREADS=2
 SITE=bench
 
-# The repo root is the parent of this script's directory.
-ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-FAZTD=$TARGET_DIR/release/faztd
-FAZTCTL=$TARGET_DIR/release/faztctl
-
-log() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'error: %s\n' "$*" >&2
-    exit 1
-}
-
 # ---------------------------------------------------------------------------
 # 0. Prerequisites.
 # ---------------------------------------------------------------------------
-# find_tool NAME: its path, looking in /usr/sbin too (not on every user's PATH).
-find_tool() {
-    command -v "$1" 2>/dev/null && return 0
-    [[ -x /usr/sbin/$1 ]] && echo "/usr/sbin/$1" && return 0
-    die "$1 is not installed: apt-get install nginx-light wrk"
-}
-NGINX=$(find_tool nginx)
-WRK=$(find_tool wrk)
-for tool in curl python3 cmp; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
-done
+NGINX=$(find_tool nginx "apt-get install nginx-light wrk")
+WRK=$(find_tool wrk "apt-get install nginx-light wrk")
+need_tools curl python3 cmp
 if ! [[ $CONNS =~ ^[0-9]+$ ]] || ((CONNS < THREADS)); then
     die "CONNS must be a number >= $THREADS (got '$CONNS')"
 fi
@@ -61,56 +45,17 @@ fi
 # ---------------------------------------------------------------------------
 # 1. Build faztd and faztctl (which deploys the files into faztd).
 # ---------------------------------------------------------------------------
-if [[ $BUILD != 0 ]]; then
-    log "building faztd and faztctl (release)"
-    (cd "$ROOT" && cargo build --release -p faztd -p faztctl)
-fi
-[[ -x $FAZTD ]] || die "$FAZTD not found: run without BUILD=0"
+build_release "faztd and faztctl" -p faztd -p faztctl
+need_binaries "$FAZTD" "$FAZTCTL"
 
 # ---------------------------------------------------------------------------
-# 2. Temp dir and cleanup. Every process we start is recorded by pid and
-#    stopped by pid on the way out, however we leave.
+# 2. Temp dir and cleanup: from here on, every process we start is stopped by
+#    pid on the way out, however we leave, and $TMP is removed.
 # ---------------------------------------------------------------------------
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/fazt-bench.XXXXXX")
-FAZTD_PID=
-NGINX_PID=
-WRK_PID=
+bench_init fazt-bench
 
-# Sends SIGTERM to a pid, waits up to 5s for it to go, then SIGKILLs it.
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    set +e
-    [[ -n $WRK_PID ]] && stop_pid "$WRK_PID"
-    [[ -n $FAZTD_PID ]] && stop_pid "$FAZTD_PID" && wait "$FAZTD_PID" 2>/dev/null
-    # nginx daemonizes, so its master is not our child: take its pid from the
-    # pid file if we did not get to read it. Stopping the master stops its workers.
-    if [[ -z $NGINX_PID && -s $TMP/nginx.pid ]]; then
-        NGINX_PID=$(<"$TMP/nginx.pid")
-    fi
-    [[ -n $NGINX_PID ]] && stop_pid "$NGINX_PID"
-    rm -rf -- "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Two distinct free TCP ports on 127.0.0.1 (both held open while choosing).
-read -r PORT_F PORT_N < <(python3 -c '
-import socket
-a, b = socket.socket(), socket.socket()
-a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
-print(a.getsockname()[1], b.getsockname()[1])
-')
+# Two distinct free TCP ports on 127.0.0.1: faztd's and nginx's.
+read -r PORT_F PORT_N < <(free_ports 2)
 
 # ---------------------------------------------------------------------------
 # 3. The content: deterministic, so every run serves identical bytes.
@@ -149,16 +94,14 @@ declare -A LABEL=([small.html]="small (1 KiB)" [big.bin]="big (100 KiB)")
 
 # ---------------------------------------------------------------------------
 # 4. Loading the files into faztd: `faztctl deploy DIR --site NAME` against
-#    the running faztd, over the control socket we gave it with --socket
-#    (explicit, so neither process falls back to $XDG_RUNTIME_DIR).
+#    the running faztd, over the control socket start_faztd gave it with
+#    --socket (explicit, so neither process falls back to $XDG_RUNTIME_DIR).
 # ---------------------------------------------------------------------------
-SOCK=$TMP/faztd.sock
-[[ -x $FAZTCTL ]] || die "$FAZTCTL not found: run without BUILD=0"
 
 # load_site_into_faztd SITE_NAME SRC_DIR: faztd must already be running.
 load_site_into_faztd() {
     local site=$1 src=$2
-    "$FAZTCTL" --socket "$SOCK" deploy "$src" --site "$site" >"$TMP/deploy.log" 2>&1 || {
+    ctl deploy "$src" --site "$site" >"$TMP/deploy.log" 2>&1 || {
         cat "$TMP/deploy.log" >&2
         die "faztctl deploy failed"
     }
@@ -183,15 +126,11 @@ NGINX_BASE=http://127.0.0.1:$PORT_N
 # verify_server NAME BASE_URL [curl args...]: each file must come back as a
 # 200 with exactly the bytes on disk.
 verify_server() {
-    local name=$1 base=$2 file code
+    local name=$1 base=$2 file
     shift 2
     for file in "${FILES[@]}"; do
-        code=$(curl -sS -o "$TMP/got" -w '%{http_code}' "$@" "$base/$file") ||
-            die "$name: request for /$file failed"
-        [[ $code == 200 ]] || die "$name: /$file answered HTTP $code, expected 200"
-        cmp -s "$TMP/got" "$SRC/$file" || die "$name: /$file body differs from the source file"
+        expect_file "$name /$file" "$SRC/$file" "$base/$file" "$@"
     done
-    rm -f "$TMP/got"
     log "$name serves both files correctly"
 }
 
@@ -199,29 +138,17 @@ verify_server() {
 # 5. Start faztd on an empty data dir with its own socket, wait until it is
 #    healthy, then deploy the site into it.
 # ---------------------------------------------------------------------------
-DATA=$TMP/data
-mkdir -p "$DATA"
-
 log "starting faztd on 127.0.0.1:$PORT_F"
-"$FAZTD" --data-dir "$DATA" --listen "127.0.0.1:$PORT_F" --socket "$SOCK" >"$TMP/faztd.log" 2>&1 &
-FAZTD_PID=$!
-# Ready means HTTP answers health and the control socket exists.
-for ((i = 0; ; i++)); do
-    curl -sf -o /dev/null "http://127.0.0.1:$PORT_F/_fazt/health" && [[ -S $SOCK ]] && break
-    if ! kill -0 "$FAZTD_PID" 2>/dev/null || ((i >= 100)); then
-        cat "$TMP/faztd.log" >&2
-        die "faztd did not become healthy"
-    fi
-    sleep 0.1
-done
+start_faztd "$PORT_F"
 
 log "deploying the site with faztctl deploy"
 load_site_into_faztd "$SITE" "$SRC"
 verify_server faztd "$FAZTD_BASE" "${FAZTD_HDR[@]}"
 
 # ---------------------------------------------------------------------------
-# 6. Start nginx on the same files. It daemonizes (no `daemon off`); every
-#    path it writes is inside $TMP so it never touches /var.
+# 6. Start nginx on the same files. It daemonizes (no `daemon off`), so its
+#    master is not our child: cleanup stops it by the pid in its pid file.
+#    Every path it writes is inside $TMP so it never touches /var.
 # ---------------------------------------------------------------------------
 NGINX_USER=
 if ((EUID == 0)); then
@@ -263,6 +190,7 @@ http {
 EOF
 
 log "starting nginx on 127.0.0.1:$PORT_N"
+track_pidfile "$TMP/nginx.pid"
 # -e: the error log before the config is read (else nginx tries /var/log/nginx).
 "$NGINX" -p "$TMP/" -e "$TMP/nginx-error.log" -c "$TMP/nginx.conf" ||
     {
@@ -275,54 +203,12 @@ for ((i = 0; ; i++)); do
     ((i < 50)) || die "nginx wrote no pid file"
     sleep 0.1
 done
-NGINX_PID=$(<"$TMP/nginx.pid")
 verify_server nginx "$NGINX_BASE"
 
 # ---------------------------------------------------------------------------
-# 7. The measurements. wrk runs in the background so an INT/TERM can stop it
-#    (by pid) right away instead of after the run.
+# 7. The measurements. run_wrk runs wrk in the background so an INT/TERM can
+#    stop it (by pid) right away instead of after the run.
 # ---------------------------------------------------------------------------
-
-# run_wrk DURATION URL [wrk args...]: wrk's report goes to $TMP/wrk.out.
-# Not meant for $(...): WRK_PID must be set in this shell for cleanup to see it.
-run_wrk() {
-    local duration=$1 url=$2
-    shift 2
-    "$WRK" -t"$THREADS" -c"$CONNS" -d"$duration" --latency "$@" "$url" >"$TMP/wrk.out" 2>&1 &
-    WRK_PID=$!
-    if ! wait "$WRK_PID"; then
-        WRK_PID=
-        cat "$TMP/wrk.out" >&2
-        die "wrk failed against $url"
-    fi
-    WRK_PID=
-}
-
-# parse_wrk < wrk-output: prints "REQ_PER_SEC P99_MS ERRORS".
-# wrk prints latencies as e.g. 812.00us, 1.23ms, 2.10s, 1.00m.
-parse_wrk() {
-    awk '
-        function to_ms(v,   n, u) {
-            n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-            if (u == "us") return n / 1000
-            if (u == "ms") return n
-            if (u == "s")  return n * 1000
-            if (u == "m")  return n * 60000
-            if (u == "h")  return n * 3600000
-            return -1
-        }
-        /^Requests\/sec:/              { rps = $2 }
-        $1 == "99%"                    { p99 = to_ms($2) }
-        /^ *Non-2xx or 3xx responses:/ { errors += $NF }
-        /^ *Socket errors:/ {
-            for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) errors += $i + 0
-        }
-        END {
-            if (rps == "" || p99 == "" || p99 < 0) exit 1
-            printf "%.2f %.3f %d\n", rps, p99, errors + 0
-        }'
-}
-
 declare -A RPS P99 ERRS
 SERVERS=(faztd nginx)
 for file in "${FILES[@]}"; do
@@ -335,12 +221,10 @@ for file in "${FILES[@]}"; do
             args=()
         fi
         log "$server /$file: warm-up $WARMUP, then $DURATION with $CONNS connections"
-        run_wrk "$WARMUP" "$url" "${args[@]}"
-        run_wrk "$DURATION" "$url" "${args[@]}"
-        if ! read -r rps p99 errs < <(parse_wrk <"$TMP/wrk.out"); then
-            cat "$TMP/wrk.out" >&2
-            die "cannot parse wrk's output"
-        fi
+        run_wrk "$TMP/wrk.out" -t"$THREADS" -c"$CONNS" -d"$WARMUP" --latency "${args[@]}" "$url"
+        run_wrk "$TMP/wrk.out" -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "${args[@]}" "$url"
+        read_wrk "$TMP/wrk.out"
+        rps=$WRK_RPS p99=$(round 3 "$WRK_P99_MS") errs=$WRK_ERRORS
         if ((errs > 0)); then
             cat "$TMP/wrk.out" >&2
             log "warning: $server /$file: $errs errors or non-2xx responses (see above)"
