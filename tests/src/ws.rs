@@ -32,12 +32,26 @@ pub enum Received {
 /// Opens `ws://ADDR/_ws` with `Host: host`. Fails with the HTTP status when
 /// the server refuses the upgrade.
 pub async fn connect(addr: SocketAddr, host: &str) -> Result<WsClient, String> {
+    connect_with(addr, host, &[]).await
+}
+
+/// [`connect`] with more request headers, e.g. the `Origin` a browser sends.
+pub async fn connect_with(
+    addr: SocketAddr,
+    host: &str,
+    headers: &[(&'static str, &str)],
+) -> Result<WsClient, String> {
     let mut request = format!("ws://{addr}/_ws")
         .into_client_request()
         .map_err(|e| e.to_string())?;
     request
         .headers_mut()
         .insert("host", host.parse().map_err(|_| "bad host".to_string())?);
+    for (name, value) in headers {
+        request
+            .headers_mut()
+            .insert(*name, value.parse().map_err(|_| format!("bad {name}"))?);
+    }
     let (socket, _) =
         tokio::time::timeout(FRAME_DEADLINE, tokio_tungstenite::connect_async(request))
             .await

@@ -623,3 +623,48 @@ async fn removing_a_site_closes_its_connections_and_forgets_its_channels() {
     assert_eq!(head["type"], "subscribed", "{head}");
     assert_eq!(head["replayed"], 0, "the removed site's history: {head}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_connect_from_the_sites_own_pages_or_listed_origins() {
+    let d = Faztd::start();
+    chat_site(&d, "chat");
+    let host = "chat.localhost";
+    let from = |origin: &'static str| [("origin", origin)];
+    // The site's own pages, and clients that send no Origin (not browsers).
+    ws::connect_with(d.addr, host, &from("http://chat.localhost"))
+        .await
+        .expect("same origin");
+    ws::connect(d.addr, host).await.expect("no Origin");
+    // Another site's pages may not make their visitors' browsers join.
+    for origin in ["https://evil.example", "http://other.localhost", "null"] {
+        let refused = ws::connect_with(d.addr, host, &from(origin)).await;
+        assert_eq!(
+            refused.err().as_deref(),
+            Some("HTTP 403 Forbidden"),
+            "{origin}"
+        );
+    }
+    // Unless the site lists them.
+    deploy(
+        &d,
+        "chat",
+        Some(json!({ "realtime": { "allowedOrigins": ["https://*.example.org"] } })),
+    );
+    ws::connect_with(d.addr, host, &from("https://app.example.org"))
+        .await
+        .expect("listed origin");
+    let refused = ws::connect_with(d.addr, host, &from("https://evil.example")).await;
+    assert!(refused.is_err());
+    // A refusal says why, in plain words.
+    let res = http::raw(
+        d.addr,
+        b"GET /_ws HTTP/1.1\r\nHost: chat.localhost\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: https://evil.example\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(res.status, 403);
+    assert!(
+        res.text().contains("realtime.allowedOrigins"),
+        "{}",
+        res.text()
+    );
+}

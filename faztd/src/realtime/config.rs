@@ -65,7 +65,7 @@ impl RealtimeLimits {
 }
 
 /// A site's `"realtime"` section of `fazt.json`, e.g.
-/// `{"clientPublish": ["chat-*", "presence-room"]}`.
+/// `{"clientPublish": ["chat-*", "presence-room"], "allowedOrigins": ["https://*.example.com"]}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SiteRealtime {
@@ -73,22 +73,33 @@ pub struct SiteRealtime {
     /// of characters). Elsewhere only functions and operators publish.
     #[serde(default)]
     pub client_publish: Vec<String>,
+    /// Web pages at other origins whose scripts may connect (`*` as in
+    /// `clientPublish`; `"*"` alone allows any). Pages served by the site
+    /// itself always may, as may clients that send no `Origin` (not browsers).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 impl SiteRealtime {
     /// Checks what a deploy is about to make live, so a typo fails the deploy
     /// instead of silently denying every publish.
     pub fn validate(&self) -> Result<(), String> {
-        for pattern in &self.client_publish {
-            if pattern.is_empty() || pattern.len() > 200 {
-                return Err(format!(
-                    "realtime.clientPublish pattern {pattern:?} must be 1 to 200 characters"
-                ));
-            }
-            if !pattern.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(format!(
-                    "realtime.clientPublish pattern {pattern:?} may only contain visible ASCII"
-                ));
+        let lists = [
+            ("clientPublish", &self.client_publish),
+            ("allowedOrigins", &self.allowed_origins),
+        ];
+        for (list, patterns) in lists {
+            for pattern in patterns {
+                if pattern.is_empty() || pattern.len() > 200 {
+                    return Err(format!(
+                        "realtime.{list} pattern {pattern:?} must be 1 to 200 characters"
+                    ));
+                }
+                if !pattern.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(format!(
+                        "realtime.{list} pattern {pattern:?} may only contain visible ASCII"
+                    ));
+                }
             }
         }
         Ok(())
@@ -111,6 +122,47 @@ impl SiteRealtime {
     pub fn allows_client_publish(&self, channel: &str) -> bool {
         self.client_publish.iter().any(|p| glob_match(p, channel))
     }
+
+    /// Whether a browser page at `origin` (the `Origin` header) may connect
+    /// to this site's `/_ws`, reached at `host` (the `Host` header). As
+    /// Phoenix and Rails do by default: the site's own pages may, pages
+    /// elsewhere only when listed, so another site cannot have its visitors'
+    /// browsers join (or publish on) this site's channels.
+    pub fn allows_origin(&self, origin: &str, host: &str) -> bool {
+        let origin = origin.trim();
+        let same_host = origin
+            .split_once("://")
+            .is_some_and(|(_, authority)| same_authority(authority, host));
+        same_host
+            || self.allowed_origins.iter().any(|p| {
+                p == "*" || glob_match(&p.to_ascii_lowercase(), &origin.to_ascii_lowercase())
+            })
+    }
+}
+
+/// `example.com:443` and `example.com` are the same place when the other
+/// side leaves the port out (browsers omit default ports in `Origin`).
+fn same_authority(origin: &str, host: &str) -> bool {
+    let split = |a: &str| -> (String, Option<String>) {
+        let a = a.to_ascii_lowercase();
+        match a.rsplit_once(':') {
+            Some((name, port))
+                if !name.is_empty()
+                    && port.bytes().all(|b| b.is_ascii_digit())
+                    && !a.ends_with(']') =>
+            {
+                (name.to_string(), Some(port.to_string()))
+            }
+            _ => (a, None),
+        }
+    };
+    let ((o_name, o_port), (h_name, h_port)) = (split(origin), split(host));
+    o_name == h_name
+        && match (o_port, h_port) {
+            (Some(a), Some(b)) => a == b,
+            (Some(p), None) | (None, Some(p)) => p == "80" || p == "443",
+            (None, None) => true,
+        }
 }
 
 /// `*` matches any (possibly empty) run of characters; everything else is literal.
@@ -155,6 +207,33 @@ mod tests {
     }
 
     #[test]
+    fn origins() {
+        let own = SiteRealtime::default();
+        assert!(own.allows_origin("http://chat.localhost:8080", "chat.localhost:8080"));
+        assert!(own.allows_origin("https://Chat.Example.com", "chat.example.com"));
+        assert!(own.allows_origin("https://chat.example.com", "chat.example.com:443"));
+        assert!(!own.allows_origin("http://chat.example.com", "chat.example.com:8080"));
+        assert!(!own.allows_origin("https://evil.example", "chat.example.com"));
+        assert!(!own.allows_origin("null", "chat.example.com"));
+        assert!(!own.allows_origin("https://chat.example.com.evil", "chat.example.com"));
+        let listed = SiteRealtime {
+            allowed_origins: vec![
+                "https://*.example.org".into(),
+                "http://localhost:3000".into(),
+            ],
+            ..Default::default()
+        };
+        assert!(listed.allows_origin("https://app.example.org", "chat.example.com"));
+        assert!(listed.allows_origin("http://localhost:3000", "chat.example.com"));
+        assert!(!listed.allows_origin("http://localhost:3001", "chat.example.com"));
+        let any = SiteRealtime {
+            allowed_origins: vec!["*".into()],
+            ..Default::default()
+        };
+        assert!(any.allows_origin("null", "chat.example.com"));
+    }
+
+    #[test]
     fn site_config() {
         let rt = SiteRealtime::from_site_config(
             br#"{"spa": true, "realtime": {"clientPublish": ["chat-*"]}}"#,
@@ -168,7 +247,13 @@ mod tests {
         assert!(serde_json::from_str::<SiteRealtime>(r#"{"clientPublsh": []}"#).is_err());
         let bad = SiteRealtime {
             client_publish: vec![String::new()],
+            ..Default::default()
         };
         assert!(bad.validate().is_err());
+        let bad = SiteRealtime {
+            allowed_origins: vec!["https://exa mple.com".into()],
+            ..Default::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("allowedOrigins"));
     }
 }

@@ -84,14 +84,29 @@ pub fn accept(mut req: Request<Incoming>, state: &Arc<HttpState>) -> Response {
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    let site = match state.resolver.resolve(host) {
+    let served = match state.resolver.resolve(host) {
         HostRoute::Malformed => return refuse(StatusCode::BAD_REQUEST, "malformed Host header"),
         HostRoute::Unknown => None,
-        HostRoute::Site(name) => state.catalog.site(&name).map(|_| name),
+        HostRoute::Site(name) => state.catalog.site(&name),
     };
-    let Some(site) = site else {
+    let Some(served) = served else {
         return refuse(StatusCode::NOT_FOUND, "there is no site at this host");
     };
+    // Browsers send Origin with every WebSocket handshake; other clients
+    // (curl, servers, faztctl) usually do not, and are let in.
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if !served.realtime.allows_origin(origin, host) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "pages at {origin:?} may not connect to this site's realtime endpoint; \
+                     list the origin in fazt.json realtime.allowedOrigins"
+                ),
+            );
+        }
+    }
+    let site = served.name.clone();
     let client = match state.realtime.connect(&site) {
         Ok(client) => client,
         Err(err) => return refuse(StatusCode::SERVICE_UNAVAILABLE, &err.to_string()),
