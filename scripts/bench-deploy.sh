@@ -32,11 +32,15 @@
 
 set -euo pipefail
 
+# Paths, BUILD, log/die, $TMP and its cleanup, faztd, ports, wrk: shared by
+# every bench script, and explained in lib/bench-common.sh.
+# shellcheck source-path=SCRIPTDIR source=lib/bench-common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/bench-common.sh"
+
 FILES=${FILES:-1000}
 DIRS=${DIRS:-20}
 REPEAT=${REPEAT:-5}
 STATUS_RUNS=${STATUS_RUNS:-20}
-BUILD=${BUILD:-1}
 RESULTS_JSON=${RESULTS_JSON:-}
 SITE=bench
 SEED=20240601
@@ -45,24 +49,10 @@ SEED=20240601
 GOAL_REDEPLOY_MS=200
 GOAL_STATUS_MS=50
 
-# The repo root is the parent of this script's directory.
-ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-FAZTD=$TARGET_DIR/release/faztd
-FAZTCTL=$TARGET_DIR/release/faztctl
-
-log() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'error: %s\n' "$*" >&2
-    exit 1
-}
-
 # ---------------------------------------------------------------------------
 # 0. Prerequisites and knobs.
 # ---------------------------------------------------------------------------
-for tool in curl python3 cmp; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
-done
+need_tools curl python3 cmp
 for knob in FILES DIRS REPEAT STATUS_RUNS; do
     [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || die "$knob must be a positive number (got '${!knob}')"
 done
@@ -74,42 +64,14 @@ HYPERFINE=$(command -v hyperfine 2>/dev/null || true)
 # ---------------------------------------------------------------------------
 # 1. Build.
 # ---------------------------------------------------------------------------
-if [[ $BUILD != 0 ]]; then
-    log "building faztd and faztctl (release)"
-    (cd "$ROOT" && cargo build --release -p faztd -p faztctl)
-fi
-[[ -x $FAZTD && -x $FAZTCTL ]] || die "$FAZTD or $FAZTCTL not found: run without BUILD=0"
+build_release "faztd and faztctl" -p faztd -p faztctl
+need_binaries "$FAZTD" "$FAZTCTL"
 
 # ---------------------------------------------------------------------------
 # 2. Temp dir and cleanup. The faztd we start is stopped by its pid (never by
 #    name) however we leave, and the temp dir goes with it.
 # ---------------------------------------------------------------------------
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/fazt-bench-deploy.XXXXXX")
-FAZTD_PID=
-
-# Sends SIGTERM to a pid, waits up to 5s for it to go, then SIGKILLs it.
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    set +e
-    if [[ -n $FAZTD_PID ]]; then
-        stop_pid "$FAZTD_PID"
-        wait "$FAZTD_PID" 2>/dev/null
-    fi
-    rm -rf -- "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_init fazt-bench-deploy
 
 # now_ns: wall clock in nanoseconds.
 now_ns() { date +%s%N; }
@@ -133,29 +95,10 @@ print("%.3f %.3f %.3f %.3f" % (min(v), statistics.median(v), statistics.fmean(v)
 # ---------------------------------------------------------------------------
 # 3. Start faztd: empty data dir, a free loopback port, an explicit socket.
 # ---------------------------------------------------------------------------
-PORT=$(python3 -c '
-import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])
-')
-SOCK=$TMP/faztd.sock
-DATA=$TMP/data
-mkdir -p "$DATA"
-
+PORT=$(free_ports 1)
 log "starting faztd on 127.0.0.1:$PORT (socket $SOCK)"
-"$FAZTD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" --socket "$SOCK" >"$TMP/faztd.log" 2>&1 &
-FAZTD_PID=$!
-# Ready means HTTP answers health and the control socket exists.
-for ((i = 0; ; i++)); do
-    curl -sf -o /dev/null "http://127.0.0.1:$PORT/_fazt/health" && [[ -S $SOCK ]] && break
-    if ! kill -0 "$FAZTD_PID" 2>/dev/null || ((i >= 100)); then
-        cat "$TMP/faztd.log" >&2
-        die "faztd did not become healthy"
-    fi
-    sleep 0.1
-done
-
-# faztctl always talks to our faztd, never to one the user may be running.
-ctl() { "$FAZTCTL" --socket "$SOCK" "$@"; }
+start_faztd "$PORT"
+# From here on, `ctl` is faztctl talking to this faztd (--socket $SOCK).
 
 # Sites are routed by Host: NAME.localhost is site NAME.
 BASE=http://127.0.0.1:$PORT
@@ -237,14 +180,7 @@ SITE_BYTES=$(find "$SRC" -type f -printf '%s\n' | awk '{ s += $1 } END { print s
 log "site: $SITE_FILES files, $SITE_BYTES bytes; the redeploys change $TARGET"
 
 # check_served REL: faztd must serve REL with exactly the bytes on disk.
-check_served() {
-    local rel=$1 code
-    code=$(curl -sS -o "$TMP/got" -w '%{http_code}' "${HOST_HDR[@]}" "$BASE/$rel") ||
-        die "request for /$rel failed"
-    [[ $code == 200 ]] || die "/$rel answered HTTP $code, expected 200"
-    cmp -s "$TMP/got" "$SRC/$rel" || die "/$rel is not served with the content on disk"
-    rm -f "$TMP/got"
-}
+check_served() { expect_file "/$1" "$SRC/$1" "$BASE/$1" "${HOST_HDR[@]}"; }
 
 # deploy_timed OUT_JSON: runs `faztctl deploy --json`, leaves its output in
 # OUT_JSON and sets DEPLOY_MS to the wall time. Not for $(...) (sets a global).
@@ -326,7 +262,8 @@ time_status() {
     shift
     if [[ -n $HYPERFINE ]]; then
         # hyperfine -N splits the command like a shell would: quote the paths.
-        "$HYPERFINE" --warmup 3 -N --min-runs "$STATUS_RUNS" --style none \
+        # run_tracked: tracked by pid, so Ctrl-C stops it at once.
+        run_tracked "$HYPERFINE" --warmup 3 -N --min-runs "$STATUS_RUNS" --style none \
             --export-json "$TMP/hf-$name.json" \
             "'$FAZTCTL' --socket '$SOCK' $*" >/dev/null
         read -r STATUS_MEAN STATUS_MEDIAN < <(python3 -c '

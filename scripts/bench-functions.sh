@@ -12,82 +12,62 @@
 # release build, CARGO_TARGET_DIR. Needs: cargo, curl, wrk, python3.
 set -euo pipefail
 
+# Paths, BUILD, log/die, $TMP and its cleanup, faztd, ports, wrk: shared by
+# every bench script, and explained in lib/bench-common.sh.
+# shellcheck source-path=SCRIPTDIR source=lib/bench-common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/bench-common.sh"
+
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-64}
 ROUNDS=${ROUNDS:-3}
-BUILD=${BUILD:-1}
-ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-FAZTD=$TARGET_DIR/release/faztd
-FAZTCTL=$TARGET_DIR/release/faztctl
-command -v wrk >/dev/null || { echo "error: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+WRK=$(find_tool wrk "apt-get install wrk")
+need_tools curl python3
 
-if [[ $BUILD != 0 ]]; then
-    (cd "$ROOT" && cargo build --release -p faztd -p faztctl)
-fi
+build_release "" -p faztd -p faztctl
+need_binaries "$FAZTD" "$FAZTCTL"
 
-TMP=$(mktemp -d -t fazt-bench-fn.XXXXXX)
-FAZTD_PID=
-cleanup() {
-    if [[ -n $FAZTD_PID ]] && kill -0 "$FAZTD_PID" 2>/dev/null; then
-        kill "$FAZTD_PID" && wait "$FAZTD_PID" 2>/dev/null || true
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-SOCK=$TMP/faztd.sock
-"$FAZTD" --data-dir "$TMP/data" --socket "$SOCK" --listen "127.0.0.1:$PORT" >"$TMP/faztd.log" 2>&1 &
-FAZTD_PID=$!
-for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$PORT/_fazt/health" >/dev/null && break
-    sleep 0.1
-done
+# From here on, faztd and wrk are stopped by pid and $TMP removed, however we leave.
+bench_init fazt-bench-fn
+PORT=$(free_ports 1)
+start_faztd "$PORT"
 
 # The same 12-byte body both ways.
 mkdir -p "$TMP/site/api"
 printf 'hello world\n' >"$TMP/site/hello.txt"
 printf 'export default () => "hello world\\n";\n' >"$TMP/site/api/hello.js"
-"$FAZTCTL" --socket "$SOCK" deploy "$TMP/site" --site bench >/dev/null
+ctl deploy "$TMP/site" --site bench >/dev/null
 
 HOST="Host: bench.localhost"
 STATIC_URL="http://127.0.0.1:$PORT/hello.txt"
 FN_URL="http://127.0.0.1:$PORT/api/hello"
-[[ $(curl -s -H "$HOST" "$STATIC_URL") == "hello world" ]] || { echo "error: static file not served" >&2; exit 1; }
-[[ $(curl -s -H "$HOST" "$FN_URL") == "hello world" ]] || { echo "error: function not served" >&2; exit 1; }
+[[ $(curl -s -H "$HOST" "$STATIC_URL") == "hello world" ]] || die "static file not served"
+[[ $(curl -s -H "$HOST" "$FN_URL") == "hello world" ]] || die "function not served"
 
-# run_wrk THREADS CONNS URL -> "req_per_sec p99_ms mean_ms"
-run_wrk() {
-    wrk -t"$1" -c"$2" -d2s -H "$HOST" "$3" >/dev/null
-    wrk -t"$1" -c"$2" -d"$DURATION" --latency -H "$HOST" "$3" | python3 -c '
-import re, sys
-text = sys.stdin.read()
-def ms(v):
-    m = re.match(r"([\d.]+)(us|ms|s|m)$", v)
-    if not m:
-        sys.exit(f"cannot read a latency of {v!r} in wrk output:\n{text}")
-    n, unit = m.groups()
-    return float(n) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-p99 = ms(re.search(r"99%\s+(\S+)", text).group(1))
-mean = ms(re.search(r"Latency\s+(\S+)", text).group(1))
-print(f"{rps:.0f} {p99:.2f} {mean:.3f}")
-'
+# measure THREADS CONNS URL: a 2 s warm-up, then the measured run; sets
+# RPS, P99 (ms) and MEAN (ms). Not for $(...): run_wrk tracks wrk's pid.
+measure() {
+    run_wrk "$TMP/wrk.out" -t"$1" -c"$2" -d2s -H "$HOST" "$3"
+    run_wrk "$TMP/wrk.out" -t"$1" -c"$2" -d"$DURATION" --latency -H "$HOST" "$3"
+    read_wrk "$TMP/wrk.out"
+    RPS=$(round 0 "$WRK_RPS") P99=$(round 2 "$WRK_P99_MS") MEAN=$(round 3 "$WRK_MEAN_MS")
 }
 
 # Alternate static and function runs, ROUNDS times: the machine's own noise
 # (shared cores) then hits both alike, and the median ratio is what counts.
 RESULTS=$TMP/results
 for round in $(seq "$ROUNDS"); do
-    read -r S_RPS S_P99 _ < <(run_wrk 2 "$CONNS" "$STATIC_URL")
-    read -r F_RPS F_P99 _ < <(run_wrk 2 "$CONNS" "$FN_URL")
+    measure 2 "$CONNS" "$STATIC_URL"
+    S_RPS=$RPS S_P99=$P99
+    measure 2 "$CONNS" "$FN_URL"
+    F_RPS=$RPS F_P99=$P99
     echo "$S_RPS $S_P99 $F_RPS $F_P99" >>"$RESULTS"
     printf 'round %s: static %s req/s (p99 %s ms), function %s req/s (p99 %s ms)\n' \
         "$round" "$S_RPS" "$S_P99" "$F_RPS" "$F_P99"
 done
-read -r _ _ S_MEAN1 < <(run_wrk 1 1 "$STATIC_URL")
-read -r _ _ F_MEAN1 < <(run_wrk 1 1 "$FN_URL")
+measure 1 1 "$STATIC_URL"
+S_MEAN1=$MEAN
+measure 1 1 "$FN_URL"
+F_MEAN1=$MEAN
 
 python3 - "$RESULTS" "$CONNS" "$S_MEAN1" "$F_MEAN1" <<'EOF'
 import statistics, sys

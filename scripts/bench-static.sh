@@ -20,8 +20,8 @@
 
 set -euo pipefail
 
-# The shared plumbing: paths, BUILD, log/die, the temp dir and its cleanup,
-# faztd, wrk (scripts/lib/bench-common.sh).
+# Paths, BUILD, log/die, $TMP and its cleanup, faztd, ports, wrk: shared by
+# every bench script, and explained in lib/bench-common.sh.
 # shellcheck source-path=SCRIPTDIR source=lib/bench-common.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/bench-common.sh"
 

@@ -21,9 +21,14 @@
 #   BUILD=0          skip the release build (use what target/release holds)
 #   RESULTS_JSON=F   also write every result as JSON to F
 #
-# Needs: cargo, node, npm, python3.
+# Needs: cargo, curl, node, npm, python3.
 
 set -euo pipefail
+
+# Paths, BUILD, log/die, $TMP and its cleanup, faztd, ports, wrk: shared by
+# every bench script, and explained in lib/bench-common.sh.
+# shellcheck source-path=SCRIPTDIR source=lib/bench-common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/bench-common.sh"
 
 SUBSCRIBERS=${SUBSCRIBERS:-100}
 MESSAGES=${MESSAGES:-20000}
@@ -31,24 +36,10 @@ WINDOW=${WINDOW:-64}
 SIZE=${SIZE:-64}
 RATE=${RATE:-1000}
 IDLE=${IDLE:-10000}
-BUILD=${BUILD:-1}
 RESULTS_JSON=${RESULTS_JSON:-}
-
-ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-FAZTD=$TARGET_DIR/release/faztd
-FAZTCTL=$TARGET_DIR/release/faztctl
 LOAD=$TARGET_DIR/release/ws-load
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'error: %s\n' "$*" >&2
-    exit 1
-}
-
-for tool in node npm python3; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
-done
+need_tools curl node npm python3
 
 # Idle connections need a descriptor each, on both ends.
 want_fds=$((IDLE * 2 + 1024))
@@ -60,55 +51,15 @@ if (($(ulimit -n) < IDLE + 1024)); then
     die "the open-file limit $(ulimit -n) is too low for IDLE=$IDLE; lower IDLE or raise ulimit -Hn"
 fi
 
-if [[ $BUILD != 0 ]]; then
-    log "building faztd, faztctl and ws-load (release)"
-    (cd "$ROOT" && cargo build --release -p faztd -p faztctl &&
-        cargo build --release -p fazt-e2e --bin ws-load)
-fi
-for bin in "$FAZTD" "$FAZTCTL" "$LOAD"; do
-    [[ -x $bin ]] || die "$bin not found: run without BUILD=0"
-done
+build_release "faztd, faztctl and ws-load" -p faztd -p faztctl
+build_release "" -p fazt-e2e --bin ws-load
+need_binaries "$FAZTD" "$FAZTCTL" "$LOAD"
 
-# Every process we start is stopped by pid on the way out.
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/fazt-bench-ws.XXXXXX")
-FAZTD_PID=
-NODE_PID=
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-cleanup() {
-    set +e
-    [[ -n $FAZTD_PID ]] && stop_pid "$FAZTD_PID"
-    [[ -n $NODE_PID ]] && stop_pid "$NODE_PID"
-    wait 2>/dev/null
-    rm -rf -- "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# Every process we start is stopped by pid on the way out, and $TMP removed.
+bench_init fazt-bench-ws
 
-read -r PORT_F PORT_N < <(python3 -c '
-import socket
-a, b = socket.socket(), socket.socket()
-a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
-print(a.getsockname()[1], b.getsockname()[1])
-')
-
-wait_port() {
-    local port=$1 i
-    for ((i = 0; i < 100; i++)); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    die "nothing listens on port $port"
-}
+# faztd's port and the Node server's.
+read -r PORT_F PORT_N < <(free_ports 2)
 
 # ---------------------------------------------------------------------------
 # The Node.js server: the same frames as faztd for what the client uses
@@ -157,22 +108,19 @@ WS_VERSION=$(node -p "require('$TMP/node/node_modules/ws/package.json').version"
 mkdir -p "$TMP/site" "$TMP/data"
 echo '<h1>bench</h1>' >"$TMP/site/index.html"
 echo '{"realtime": {"clientPublish": ["bench"]}}' >"$TMP/site/fazt.json"
-export FAZT_SOCKET=$TMP/faztd.sock
-"$FAZTD" --data-dir "$TMP/data" --listen "127.0.0.1:$PORT_F" --domain localhost \
-    >"$TMP/faztd.log" 2>&1 &
-FAZTD_PID=$!
-wait_port "$PORT_F"
-"$FAZTCTL" deploy "$TMP/site" --site bench >/dev/null
-"$FAZTCTL" config set realtime_max_connections_per_site $((IDLE + SUBSCRIBERS + 100)) >/dev/null
+start_faztd "$PORT_F" --domain localhost
+ctl deploy "$TMP/site" --site bench >/dev/null
+ctl config set realtime_max_connections_per_site $((IDLE + SUBSCRIBERS + 100)) >/dev/null
 
+# start_node / stop_node: the Node server on PORT_N, tracked by NODE_PID.
 start_node() {
     node "$TMP/node/server.js" "$PORT_N" >"$TMP/node.log" 2>&1 &
     NODE_PID=$!
+    track_pid "$NODE_PID"
     wait_port "$PORT_N"
 }
 stop_node() {
-    stop_pid "$NODE_PID"
-    wait "$NODE_PID" 2>/dev/null || true
+    stop_tracked "$NODE_PID"
     NODE_PID=
 }
 start_node
@@ -182,21 +130,23 @@ N_URL=ws://127.0.0.1:$PORT_N/_ws
 RESULTS=$TMP/results.jsonl
 : >"$RESULTS"
 
-# run LABEL SERVER ARGS...: runs ws-load and records its JSON line.
+# run LABEL SERVER ARGS...: runs ws-load (tracked, so Ctrl-C stops it at
+# once) and records its JSON line.
 run() {
     local label=$1 server=$2
     shift 2
     log "$label: $server"
     local line
-    line=$("$LOAD" "$@") || die "ws-load failed ($label, $server)"
+    run_tracked "$LOAD" "$@" >"$TMP/ws-load.out" || die "ws-load failed ($label, $server)"
+    line=$(<"$TMP/ws-load.out")
     python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["label"]=sys.argv[2]; d["server"]=sys.argv[3]; print(json.dumps(d))' \
         "$line" "$label" "$server" >>"$RESULTS"
 }
 
 BCAST=(--subscribers "$SUBSCRIBERS" --messages "$MESSAGES" --window "$WINDOW" --size "$SIZE")
 # A short warm-up of each, then the measured runs, alternating servers.
-"$LOAD" broadcast --url "$F_URL" --host bench.localhost --subscribers 10 --messages 2000 >/dev/null 2>&1
-"$LOAD" broadcast --url "$N_URL" --host bench.localhost --subscribers 10 --messages 2000 >/dev/null 2>&1
+run_tracked "$LOAD" broadcast --url "$F_URL" --host bench.localhost --subscribers 10 --messages 2000 >/dev/null 2>&1
+run_tracked "$LOAD" broadcast --url "$N_URL" --host bench.localhost --subscribers 10 --messages 2000 >/dev/null 2>&1
 run saturated faztd broadcast --url "$F_URL" --host bench.localhost "${BCAST[@]}"
 run saturated node broadcast --url "$N_URL" --host bench.localhost "${BCAST[@]}"
 run "rate $RATE/s" faztd broadcast --url "$F_URL" --host bench.localhost "${BCAST[@]}" \
@@ -206,12 +156,8 @@ run "rate $RATE/s" node broadcast --url "$N_URL" --host bench.localhost "${BCAST
 
 if ((IDLE > 0)); then
     # Fresh processes, so the RSS is that of idle connections only.
-    stop_pid "$FAZTD_PID"
-    wait "$FAZTD_PID" 2>/dev/null || true
-    "$FAZTD" --data-dir "$TMP/data" --listen "127.0.0.1:$PORT_F" --domain localhost \
-        >>"$TMP/faztd.log" 2>&1 &
-    FAZTD_PID=$!
-    wait_port "$PORT_F"
+    stop_faztd
+    start_faztd "$PORT_F" --domain localhost
     run "idle $IDLE" faztd idle --url "$F_URL" --host bench.localhost --connections "$IDLE" --pid "$FAZTD_PID"
     stop_node
     start_node
