@@ -10,8 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faztd::functions::engine::{Engine, FnRequest, Invocation, Limits};
+use faztd::functions::engine::Engine;
 use faztd::functions::host::HostContext;
+use faztd::functions::invocation::{FnRequest, Invocation, Limits};
 use faztd::functions::logs::SiteLogs;
 use faztd::functions::FunctionSet;
 use faztd::store::Store;

@@ -6,284 +6,33 @@
 //! it with fresh instances of the site's modules (`instances`), loaded from
 //! bytecode compiled once per deployed version, and afterwards `reset`
 //! removes whatever globals the request added. Making a context costs about
-//! 100 µs and a millisecond of lockdown; reusing one costs a few µs.
+//! 2 ms, nearly all of it the lockdown; a call in a reused one, a few µs
+//! (`cargo bench -p faztd --bench function_engine`).
 //!
 //! A context is replaced once `MAX_INSTANCES` module instances have piled up
-//! in it, when `reset` cannot restore it, and when the runtime's memory
-//! passes a quarter of the limit. The runtime itself is rebuilt after an invocation that hit the time
-//! or memory limit or left work behind that could not be finished, so the
-//! memory it grabbed is given back.
-
+//! in it, when `reset` cannot restore it, and when what the runtime keeps
+//! passes a quarter of a call's memory limit. The runtime itself is rebuilt
+//! after an invocation that hit the time or memory limit or left work behind
+//! that could not be finished, so the memory it grabbed is given back.
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rquickjs::loader::{Loader, Resolver};
-use rquickjs::module::{Declared, WriteOptions};
-use rquickjs::object::{Filter, Property};
+use rquickjs::module::WriteOptions;
+use rquickjs::object::Filter;
 use rquickjs::{Atom, Context, Ctx, Function, Module, Object, Persistent, Runtime, Value};
 
 use super::host::HostContext;
-use super::instances::{instance_name, split_instance_name, strip_instance_names, Compiled};
+use super::instances::strip_instance_names;
+use super::invocation::{FnError, FnResponse, Invocation, Limits};
+use super::loader::{load_instance, Modules, SiteModules};
 use super::memory::{CountingAllocator, MemoryUse};
-use super::routes::FunctionSet;
+use super::messages::{describe, describe_thrown};
 use crate::store::Store;
 
 const PRELUDE: &str = include_str!("prelude.js");
-
-/// Per-invocation limits.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub timeout: Duration,
-    pub memory_bytes: usize,
-    pub stack_bytes: usize,
-}
-
-/// One request for a function.
-pub struct Invocation {
-    pub set: Arc<FunctionSet>,
-    pub module: String,
-    pub request: FnRequest,
-}
-
-/// The request a handler receives, as `req` (DESIGN.md §4). Built straight
-/// into a JavaScript object: no JSON on the way.
-#[derive(Debug, Clone)]
-pub struct FnRequest {
-    pub method: String,
-    pub path: String,
-    pub query: Vec<(String, String)>,
-    pub params: Vec<(String, String)>,
-    /// Lower-case names, repeated headers already joined.
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-    pub ip: Option<String>,
-}
-
-impl FnRequest {
-    fn to_js<'js>(&self, ctx: &Ctx<'js>, prototype: &Object<'js>) -> rquickjs::Result<Object<'js>> {
-        // Defined, not assigned: a header or parameter named `__proto__` or
-        // `toString` is data like any other.
-        let pairs = |pairs: &[(String, String)]| -> rquickjs::Result<Object<'js>> {
-            let object = Object::new(ctx.clone())?;
-            for (name, value) in pairs {
-                let value = Property::from(value.as_str())
-                    .writable()
-                    .enumerable()
-                    .configurable();
-                object.prop(name.as_str(), value)?;
-            }
-            Ok(object)
-        };
-        let request = Object::new(ctx.clone())?;
-        request.set_prototype(Some(prototype))?;
-        request.set("method", self.method.as_str())?;
-        request.set("path", self.path.as_str())?;
-        request.set("query", pairs(&self.query)?)?;
-        request.set("params", pairs(&self.params)?)?;
-        request.set("headers", pairs(&self.headers)?)?;
-        request.set("body", self.body.as_str())?;
-        request.set("ip", self.ip.as_deref())?;
-        Ok(request)
-    }
-}
-
-/// What a function answered, normalised by the prelude.
-#[derive(Debug, serde::Deserialize)]
-pub struct FnResponse {
-    pub status: u16,
-    pub headers: std::collections::BTreeMap<String, String>,
-    pub body: String,
-    pub json: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FnError {
-    #[error("the function ran longer than its time limit and was stopped")]
-    Timeout,
-    #[error("the function used more memory than its limit and was stopped")]
-    OutOfMemory,
-    #[error("{0}")]
-    Exception(String),
-    #[error("{0}")]
-    BadModule(String),
-    #[error("all function workers are busy")]
-    Busy,
-    #[error("{0}")]
-    Internal(String),
-}
-
-/// The modules an engine is working with right now.
-#[derive(Clone)]
-enum Modules {
-    /// A deployed version's functions.
-    Live(Arc<FunctionSet>),
-    /// Sources being checked before a deploy goes live.
-    Checking(Rc<HashMap<String, Vec<u8>>>),
-}
-
-impl Modules {
-    fn contains(&self, name: &str) -> bool {
-        match self {
-            Modules::Live(set) => set.modules.contains_key(name),
-            Modules::Checking(sources) => sources.contains_key(name),
-        }
-    }
-}
-
-/// Module loading for `import` between a site's own files under `api/`.
-struct SiteModules {
-    current: Rc<RefCell<Option<Modules>>>,
-    loaded: Rc<Cell<u32>>,
-    store: Arc<Store>,
-}
-
-impl Resolver for SiteModules {
-    fn resolve<'js>(
-        &mut self,
-        _ctx: &Ctx<'js>,
-        base: &str,
-        name: &str,
-        _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
-    ) -> rquickjs::Result<String> {
-        let refused = || rquickjs::Error::new_resolving(strip_instance_names(base), name);
-        if !(name.starts_with("./") || name.starts_with("../")) {
-            return Err(refused());
-        }
-        // An import made by instance N of a module resolves to instance N
-        // of the imported module: one instance per request (`instances`).
-        let (base_path, instance) = split_instance_name(base);
-        let mut parts: Vec<&str> = base_path.split('/').collect();
-        parts.pop();
-        for segment in name.split('/') {
-            match segment {
-                "." | "" => {}
-                ".." => {
-                    parts.pop().ok_or_else(refused)?;
-                }
-                s => parts.push(s),
-            }
-        }
-        let resolved = parts.join("/");
-        let known = self
-            .current
-            .borrow()
-            .as_ref()
-            .is_some_and(|modules| modules.contains(&resolved));
-        if resolved.starts_with(super::routes::API_DIR) && known {
-            Ok(match instance {
-                Some(instance) => instance_name(&resolved, instance),
-                None => resolved,
-            })
-        } else {
-            Err(refused())
-        }
-    }
-}
-
-impl Loader for SiteModules {
-    fn load<'js>(
-        &mut self,
-        ctx: &Ctx<'js>,
-        name: &str,
-        _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
-    ) -> rquickjs::Result<Module<'js, Declared>> {
-        let modules = self
-            .current
-            .borrow()
-            .clone()
-            .ok_or_else(|| rquickjs::Error::new_loading(name))?;
-        match modules {
-            Modules::Live(set) => {
-                let (path, instance) = split_instance_name(name);
-                let instance = instance.ok_or_else(|| rquickjs::Error::new_loading(name))?;
-                self.loaded.set(self.loaded.get() + 1);
-                load_instance(ctx, &set, &self.store, path, instance)
-                    .map_err(|message| rquickjs::Error::new_loading_message(path, message))
-            }
-            Modules::Checking(sources) => {
-                let source = sources
-                    .get(name)
-                    .ok_or_else(|| rquickjs::Error::new_loading(name))?;
-                Module::declare(ctx.clone(), name, source.clone())
-            }
-        }
-    }
-}
-
-/// Loads instance `instance` of module `path` of `set` into `ctx`, from
-/// the version's cached bytecode, compiling (and caching) it the first time.
-fn load_instance<'js>(
-    ctx: &Ctx<'js>,
-    set: &FunctionSet,
-    store: &Store,
-    path: &str,
-    instance: u64,
-) -> Result<Module<'js, Declared>, String> {
-    let source = set
-        .modules
-        .get(path)
-        .ok_or_else(|| format!("no module {path}"))?;
-    let compiled = match source.bytecode.get() {
-        Some(compiled) => compiled.clone(),
-        None => {
-            let code = store
-                .read_blob(&source.hash)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("the source of {path} is missing"))?;
-            let compiled = Arc::new(
-                Compiled::compile(ctx, path, code.to_vec()).map_err(|e| describe(ctx, e))?,
-            );
-            source.bytecode.get_or_init(|| compiled).clone()
-        }
-    };
-    compiled
-        .instantiate(ctx, instance)
-        .map_err(|e| describe(ctx, e))
-}
-
-/// A readable message for a JavaScript error: message plus location.
-fn describe(ctx: &Ctx<'_>, err: rquickjs::Error) -> String {
-    strip_instance_names(&describe_raw(ctx, err)).into_owned()
-}
-
-fn describe_raw(ctx: &Ctx<'_>, err: rquickjs::Error) -> String {
-    if !matches!(err, rquickjs::Error::Exception) {
-        return err.to_string();
-    }
-    describe_thrown(ctx, ctx.catch())
-}
-
-/// A readable message for a thrown (or rejected-with) value.
-fn describe_thrown<'js>(ctx: &Ctx<'js>, caught: Value<'js>) -> String {
-    if let Some(exception) = caught.as_exception() {
-        let message = exception.message().unwrap_or_default();
-        let location = exception
-            .stack()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.trim().strip_prefix("at ").map(str::to_string))
-            })
-            .unwrap_or_default();
-        let name: String = exception
-            .get("name")
-            .unwrap_or_else(|_| "Error".to_string());
-        if location.is_empty() {
-            format!("{name}: {message}")
-        } else {
-            format!("{location}: {name}: {message}")
-        }
-    } else {
-        ctx.json_stringify(caught)
-            .ok()
-            .flatten()
-            .and_then(|s| s.to_string().ok())
-            .map(|s| format!("uncaught {s}"))
-            .unwrap_or_else(|| "uncaught exception".to_string())
-    }
-}
 
 /// A context of this runtime with the `fazt` prelude and the lockdown in it,
 /// serving one site (or none yet, while it waits as the spare).

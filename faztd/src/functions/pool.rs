@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use super::engine::{Engine, FnError, FnResponse, Invocation, Limits};
+use super::engine::Engine;
 use super::host::{HostContext, RealtimeBridge};
+use super::invocation::{FnError, FnResponse, Invocation, Limits};
 use super::logs::SiteLogs;
 use crate::store::Store;
 

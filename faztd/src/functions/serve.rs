@@ -10,7 +10,7 @@ use warp::http::header::{HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL, CONT
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
-use super::engine::{FnError, FnRequest, Invocation};
+use super::invocation::{FnError, FnRequest, Invocation};
 use super::pool::FunctionPool;
 use super::routes::{FunctionSet, RouteMatch};
 use crate::http::responses;
