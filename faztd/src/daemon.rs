@@ -178,6 +178,9 @@ pub async fn run(
     control_task.abort();
     let _ = control_task.await;
     let _ = std::fs::remove_file(&options.socket);
+    // Function log lines still on their way to the database.
+    let logs = instance.functions.logs.clone();
+    let _ = tokio::task::spawn_blocking(move || logs.flush()).await;
     drop(instance);
     drop(catalog);
     match Arc::try_unwrap(store) {
@@ -199,7 +202,7 @@ fn start_functions(store: &Arc<Store>, realtime: Arc<ChannelHub>) -> Result<Func
     let workers = settings::number(store, "function_workers")?.clamp(1, 64) as usize;
     let shared = Shared {
         store: store.clone(),
-        logs: Arc::new(SiteLogs::default()),
+        logs: Arc::new(SiteLogs::stored_in(store)?),
         realtime: Some(realtime),
     };
     FunctionPool::start(workers, limits, shared).context("cannot start the function workers")

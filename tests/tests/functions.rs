@@ -599,3 +599,34 @@ fn concurrent_requests_share_no_globals_and_redeploys_switch_atomically() {
     assert_eq!(json(&get(&d, "iso", "/api/count"))["v"], 1);
     let _ = faztctl;
 }
+
+#[test]
+fn function_logs_outlive_a_restart_but_not_the_site() {
+    let mut d = daemon();
+    deploy(
+        &d,
+        "chatty",
+        &[(
+            "api/say.js",
+            "export default (req) => { console.log(`said ${req.query.n}`); return 'ok'; };",
+        )],
+    );
+    assert_eq!(get(&d, "chatty", "/api/say?n=1").text(), "ok");
+    d.restart();
+    assert_eq!(get(&d, "chatty", "/api/say?n=2").text(), "ok");
+    let logs = d.ctl(&["logs", "chatty", "-n", "10"]).ok().stdout;
+    let first = logs.find("said 1").unwrap_or_else(|| panic!("{logs}"));
+    let second = logs.find("said 2").unwrap_or_else(|| panic!("{logs}"));
+    assert!(first < second, "in order: {logs}");
+
+    // Removing the site removes its log; a new site of the same name starts empty.
+    d.ctl(&["site", "rm", "chatty", "--yes"]).ok();
+    deploy(
+        &d,
+        "chatty",
+        &[("api/quiet.js", "export default () => 'shh';")],
+    );
+    d.restart();
+    let logs = d.ctl(&["logs", "chatty", "-n", "10"]).ok().stdout;
+    assert!(!logs.contains("said"), "{logs}");
+}

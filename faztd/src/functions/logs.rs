@@ -1,11 +1,17 @@
-//! Function logs: `console.*` output and errors, per site, kept in memory
-//! (the last [`LOG_CAPACITY`] lines) and followed live by `faztctl logs -f`.
+//! Function logs: `console.*` output and errors, per site, the last
+//! [`LOG_CAPACITY`] lines in memory (what `faztctl logs` reads, and follows
+//! live with `-f`) and, in the daemon, in the database too, so they outlive a
+//! restart. A writer thread stores new lines in batches (one transaction per
+//! 100 ms at most), so logging never waits for the disk.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+
+use crate::store::{Store, StoredLogLine};
 
 pub const LOG_CAPACITY: usize = 1000;
 /// Longest message kept; longer ones are cut.
@@ -29,9 +35,68 @@ struct Ring {
 pub struct SiteLogs {
     rings: Mutex<HashMap<String, Ring>>,
     appended: Notify,
+    /// To the writer thread, when lines are kept in the database.
+    stored: Option<mpsc::Sender<ToWriter>>,
 }
 
+/// What the writer thread is asked to do, in order.
+enum ToWriter {
+    Line(String, LogLine),
+    Forget(String),
+    /// Write everything before this, then say so.
+    Flush(mpsc::Sender<()>),
+}
+
+/// The longest a line waits before it is written.
+const BATCH_WINDOW: Duration = Duration::from_millis(100);
+
 impl SiteLogs {
+    /// Logs kept in `store` as well: starts from what it holds (sequence
+    /// numbers continue), and starts the thread that writes new lines.
+    pub fn stored_in(store: &Arc<Store>) -> anyhow::Result<SiteLogs> {
+        use anyhow::Context as _;
+        let mut rings: HashMap<String, Ring> = HashMap::new();
+        let stored = store
+            .function_logs()
+            .context("cannot read the stored function logs")?;
+        for (site, seq, line) in stored {
+            let ring = rings.entry(site).or_default();
+            ring.next_seq = ring.next_seq.max(seq);
+            ring.lines.push_back(LogLine {
+                seq,
+                ts_ms: line.ts_ms,
+                level: line.level,
+                message: line.message,
+            });
+            if ring.lines.len() > LOG_CAPACITY {
+                ring.lines.pop_front();
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        // A weak reference: the writer must not keep the database open when
+        // the daemon closes it at shutdown (after `flush`).
+        let store = Arc::downgrade(store);
+        std::thread::Builder::new()
+            .name("fazt-logs".into())
+            .spawn(move || write_batches(&store, &rx))
+            .context("cannot start the function log writer")?;
+        Ok(SiteLogs {
+            rings: Mutex::new(rings),
+            appended: Notify::new(),
+            stored: Some(tx),
+        })
+    }
+
+    /// Waits until every line appended so far is in the database.
+    pub fn flush(&self) {
+        if let Some(stored) = &self.stored {
+            let (done, wait) = mpsc::channel();
+            if stored.send(ToWriter::Flush(done)).is_ok() {
+                let _ = wait.recv_timeout(Duration::from_secs(10));
+            }
+        }
+    }
+
     pub fn append(&self, site: &str, level: &str, message: &str) {
         let mut message = message.to_string();
         if message.len() > MAX_MESSAGE {
@@ -51,12 +116,16 @@ impl SiteLogs {
             let ring = rings.entry(site.to_string()).or_default();
             ring.next_seq += 1;
             let seq = ring.next_seq;
-            ring.lines.push_back(LogLine {
+            let line = LogLine {
                 seq,
                 ts_ms,
                 level: level.to_string(),
                 message,
-            });
+            };
+            if let Some(stored) = &self.stored {
+                let _ = stored.send(ToWriter::Line(site.to_string(), line.clone()));
+            }
+            ring.lines.push_back(line);
             if ring.lines.len() > LOG_CAPACITY {
                 ring.lines.pop_front();
             }
@@ -109,12 +178,84 @@ impl SiteLogs {
 
     pub fn forget(&self, site: &str) {
         self.rings.lock().expect("logs").remove(site);
+        if let Some(stored) = &self.stored {
+            let _ = stored.send(ToWriter::Forget(site.to_string()));
+        }
+    }
+}
+
+/// The writer thread: collects lines for up to [`BATCH_WINDOW`] and stores
+/// them in one transaction. Ends when the [`SiteLogs`] is dropped.
+fn write_batches(store: &Weak<Store>, requests: &mpsc::Receiver<ToWriter>) {
+    let mut batch: Vec<(String, u64, StoredLogLine)> = Vec::new();
+    let write = |batch: &mut Vec<(String, u64, StoredLogLine)>| {
+        if let (false, Some(store)) = (batch.is_empty(), store.upgrade()) {
+            if let Err(err) = store.append_function_logs(batch, LOG_CAPACITY as u64) {
+                tracing::warn!(error = %err, lines = batch.len(), "cannot store function log lines");
+            }
+        }
+        batch.clear();
+    };
+    while let Ok(first) = requests.recv() {
+        let deadline = Instant::now() + BATCH_WINDOW;
+        let mut next = Some(first);
+        while let Some(request) = next.take() {
+            match request {
+                ToWriter::Line(site, line) => batch.push((
+                    site,
+                    line.seq,
+                    StoredLogLine {
+                        ts_ms: line.ts_ms,
+                        level: line.level,
+                        message: line.message,
+                    },
+                )),
+                ToWriter::Forget(site) => {
+                    write(&mut batch);
+                    let forgotten = store.upgrade().map(|s| s.forget_function_logs(&site));
+                    if let Some(Err(err)) = forgotten {
+                        tracing::warn!(error = %err, site, "cannot delete function log lines");
+                    }
+                }
+                ToWriter::Flush(done) => {
+                    write(&mut batch);
+                    let _ = done.send(());
+                }
+            }
+            if batch.len() < LOG_CAPACITY {
+                let left = deadline.saturating_duration_since(Instant::now());
+                next = requests.recv_timeout(left).ok();
+            }
+        }
+        write(&mut batch);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_lines_come_back_and_numbering_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("t.redb")).unwrap());
+        let logs = SiteLogs::stored_in(&store).unwrap();
+        for i in 0..3 {
+            logs.append("s", "info", &format!("line {i}"));
+        }
+        logs.append("gone", "info", "bye");
+        logs.forget("gone");
+        logs.flush();
+        drop(logs);
+
+        let again = SiteLogs::stored_in(&store).unwrap();
+        let lines = again.read("s", None, 10);
+        let seen: Vec<_> = lines.iter().map(|l| (l.seq, l.message.as_str())).collect();
+        assert_eq!(seen, [(1, "line 0"), (2, "line 1"), (3, "line 2")]);
+        assert!(again.read("gone", None, 10).is_empty());
+        again.append("s", "info", "after");
+        assert_eq!(again.read("s", None, 1)[0].seq, 4);
+    }
 
     #[test]
     fn ring_keeps_the_newest_and_reads_after_a_sequence() {

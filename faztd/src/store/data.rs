@@ -26,11 +26,11 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn encode(value: &impl Serialize) -> Result<Vec<u8>> {
+pub(super) fn encode(value: &impl Serialize) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(StoreError::Encode)
 }
 
-fn decode<T: for<'a> Deserialize<'a>>(bytes: &[u8]) -> Result<T> {
+pub(super) fn decode<T: for<'a> Deserialize<'a>>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(StoreError::Decode)
 }
 
@@ -167,6 +167,8 @@ impl Store {
         txn.open_table(KV)?.retain(|(s, _), _| !in_site(s))?;
         txn.open_table(DOCS)?.retain(|(s, _, _), _| !in_site(s))?;
         txn.open_table(ENV)?.retain(|(s, _), _| !in_site(s))?;
+        txn.open_table(FUNCTION_LOGS)?
+            .retain_in((site, 0)..=(site, u64::MAX), |_, _| false)?;
         Ok(())
     }
 }

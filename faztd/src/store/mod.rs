@@ -12,12 +12,14 @@
 mod blobs;
 mod data;
 mod error;
+mod function_logs;
 mod gc;
 mod records;
 mod sites;
 mod tables;
 
 pub use blobs::FinishedBlob;
+pub use function_logs::StoredLogLine;
 pub use gc::Collected;
 
 pub use error::StoreError;
@@ -114,6 +116,7 @@ impl Store {
             txn.open_table(KV)?;
             txn.open_table(DOCS)?;
             txn.open_table(ENV)?;
+            txn.open_table(FUNCTION_LOGS)?;
         }
         txn.commit()?;
         Ok(())
