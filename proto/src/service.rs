@@ -186,7 +186,7 @@ pub struct ConfigEntry {
 }
 
 /// One line of a site's function log.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {
     pub seq: u64,
     pub ts_ms: u64,

@@ -111,6 +111,20 @@ impl Faztd {
         self.banner = std::mem::take(&mut again.banner);
     }
 
+    /// Deploys `files` (path in the site, contents) as `site` with faztctl,
+    /// which must succeed. The returned directory holds the files.
+    pub fn deploy_files(&self, site: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (rel, data) in files {
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("site dir");
+            std::fs::write(path, data).expect("site file");
+        }
+        let root = dir.path().to_str().expect("UTF-8 temp path");
+        self.ctl(&["deploy", root, "--site", site]).ok();
+        dir
+    }
+
     /// The control socket (under the data dir's `run/`, our XDG_RUNTIME_DIR).
     pub fn socket(&self) -> PathBuf {
         socket_for(&self.data_dir)

@@ -3,23 +3,9 @@
 //! worker, so consecutive requests land in the same context: anything one
 //! request could leave behind, the next one would see.
 
-use std::path::Path;
-
 use fazt_e2e::daemon::Faztd;
 use fazt_e2e::http;
 use serde_json::{json, Value};
-
-fn deploy(d: &Faztd, site: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (rel, data) in files {
-        let path: &Path = &dir.path().join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, data).unwrap();
-    }
-    d.ctl(&["deploy", dir.path().to_str().unwrap(), "--site", site])
-        .ok();
-    dir
-}
 
 fn call(d: &Faztd, site: &str, path: &str) -> Value {
     let res = http::get(d.addr, &format!("{site}.localhost"), path, &[]);
@@ -40,9 +26,7 @@ fn one_worker() -> Faztd {
 #[test]
 fn module_state_and_globals_start_fresh_on_every_request() {
     let d = one_worker();
-    deploy(
-        &d,
-        "fresh",
+    d.deploy_files("fresh",
         &[
             (
                 "api/_lib/counter.js",
@@ -90,15 +74,14 @@ fn module_state_and_globals_start_fresh_on_every_request() {
 #[test]
 fn builtins_are_frozen_and_overriding_inherited_properties_still_works() {
     let d = one_worker();
-    deploy(
-        &d,
-        "frozen",
+    d.deploy_files("frozen",
         &[
             (
                 "api/poison.js",
-                r#"export default () => {
+                r#"export default (req) => {
                      const attempts = {
                        prototype: () => { Array.prototype.leak = 1; },
+                       request: () => { Object.getPrototypeOf(req).json = () => "poisoned"; },
                        method: () => { JSON.parse = () => "poisoned"; },
                        global: () => { globalThis.JSON = null; },
                        remove: () => { delete globalThis.Math; },
@@ -137,7 +120,7 @@ fn builtins_are_frozen_and_overriding_inherited_properties_still_works() {
         ],
     );
     let refused = json!({
-        "prototype": "TypeError", "method": "TypeError", "global": "TypeError", "remove": "TypeError",
+        "prototype": "TypeError", "request": "TypeError", "method": "TypeError", "global": "TypeError", "remove": "TypeError",
         "traces": "TypeError", "eval": "EvalError", "indirect": "EvalError"
     });
     assert_eq!(call(&d, "frozen", "/api/poison"), refused);
@@ -151,8 +134,7 @@ fn builtins_are_frozen_and_overriding_inherited_properties_still_works() {
                 "message": "page not found", "isError": true, "fn": 42, "plain": "[object Object]" })
     );
     // The eval error says what to do instead.
-    deploy(
-        &d,
+    d.deploy_files(
         "frozen",
         &[("api/eval.js", r#"export default () => eval("1");"#)],
     );
@@ -168,8 +150,7 @@ fn builtins_are_frozen_and_overriding_inherited_properties_still_works() {
 #[test]
 fn what_cannot_be_cleaned_up_retires_the_context() {
     let d = one_worker();
-    deploy(
-        &d,
+    d.deploy_files(
         "sticky",
         &[
             // A global that cannot be deleted.
@@ -215,9 +196,7 @@ fn what_cannot_be_cleaned_up_retires_the_context() {
 #[test]
 fn work_left_behind_finishes_for_its_own_site_only() {
     let d = one_worker();
-    deploy(
-        &d,
-        "busy",
+    d.deploy_files("busy",
         &[(
             "api/later.js",
             r#"export default () => {
@@ -226,9 +205,7 @@ fn work_left_behind_finishes_for_its_own_site_only() {
                };"#,
         )],
     );
-    deploy(
-        &d,
-        "other",
+    d.deploy_files("other",
         &[(
             "api/read.js",
             r#"export default async () => { await null; await null; await null; return { late: fazt.kv.get("late") }; };"#,
@@ -238,8 +215,7 @@ fn work_left_behind_finishes_for_its_own_site_only() {
     // The other site runs next on the same worker. Had the jobs left behind
     // been pending still, they would run among its awaits, with its storage.
     assert_eq!(call(&d, "other", "/api/read"), json!({ "late": null }));
-    deploy(
-        &d,
+    d.deploy_files(
         "busy",
         &[(
             "api/read.js",
@@ -256,8 +232,7 @@ fn big_module_state_does_not_pile_up_to_the_memory_limit() {
     // retiring contexts in time, the 64 MiB limit would be hit by about the
     // seventh request.
     let d = one_worker();
-    deploy(
-        &d,
+    d.deploy_files(
         "big",
         &[(
             "api/table.js",
@@ -275,9 +250,7 @@ fn work_left_running_after_the_answer_is_stopped_and_logged() {
     // A loop left in a promise job runs into the time limit after the answer
     // went out; a rejection nobody handles is logged (as Node and Deno do).
     let d = one_worker();
-    deploy(
-        &d,
-        "late",
+    d.deploy_files("late",
         &[
             (
                 "api/spin.js",

@@ -14,16 +14,6 @@ fn write(root: &Path, rel: &str, data: &str) {
     std::fs::write(path, data).unwrap();
 }
 
-fn deploy(d: &Faztd, site: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (rel, data) in files {
-        write(dir.path(), rel, data);
-    }
-    d.ctl(&["deploy", dir.path().to_str().unwrap(), "--site", site])
-        .ok();
-    dir
-}
-
 fn get(d: &Faztd, site: &str, path: &str) -> http::Response {
     http::get(d.addr, &format!("{site}.localhost"), path, &[])
 }
@@ -46,9 +36,7 @@ fn daemon() -> Faztd {
 #[test]
 fn file_routing_params_catch_all_and_imports() {
     let d = daemon();
-    deploy(
-        &d,
-        "app",
+    d.deploy_files("app",
         &[
             ("index.html", "<h1>static</h1>"),
             (
@@ -121,9 +109,7 @@ fn imports_cannot_leave_the_sites_api_folder() {
 #[test]
 fn request_and_response_shapes() {
     let d = daemon();
-    deploy(
-        &d,
-        "shapes",
+    d.deploy_files("shapes",
         &[
             ("api/echo.js", "export default async (req) => ({ method: req.method, body: req.body, parsed: req.body ? req.json() : null, header: req.headers['x-test'], ip: req.ip, query: req.query });"),
             ("api/text.js", "export default () => 'plain text';"),
@@ -191,8 +177,8 @@ fn kv_with_ttl_per_site() {
           if (op === "delete") return { deleted: fazt.kv.delete(key) };
           if (op === "list") return fazt.kv.list(prefix);
         };"#;
-    deploy(&d, "a", &[("api/kv.js", kv)]);
-    deploy(&d, "b", &[("api/kv.js", kv)]);
+    d.deploy_files("a", &[("api/kv.js", kv)]);
+    d.deploy_files("b", &[("api/kv.js", kv)]);
     get(&d, "a", "/api/kv?op=set&key=user:1&value=ada");
     get(&d, "a", "/api/kv?op=set&key=user:2&value=bob");
     get(&d, "a", "/api/kv?op=set&key=other&value=x");
@@ -238,8 +224,7 @@ fn kv_with_ttl_per_site() {
         serde_json::Value::Null
     );
     // Bad arguments are exceptions: 500, and the log says why.
-    deploy(
-        &d,
+    d.deploy_files(
         "c",
         &[(
             "api/bad.js",
@@ -257,9 +242,7 @@ fn kv_with_ttl_per_site() {
 #[test]
 fn docs_collections_and_queries() {
     let d = daemon();
-    deploy(
-        &d,
-        "docs",
+    d.deploy_files("docs",
         &[(
             "api/run.js",
             r#"export default () => {
@@ -302,9 +285,7 @@ fn docs_collections_and_queries() {
 #[test]
 fn env_site_version_console_and_logs() {
     let mut d = daemon();
-    deploy(
-        &d,
-        "envy",
+    d.deploy_files("envy",
         &[(
             "api/info.js",
             "export default () => { console.log('called with', { n: 1 }); console.error('an error line'); return { token: fazt.env.get('TOKEN', 'unset'), site: fazt.site, version: fazt.version }; };",
@@ -385,8 +366,7 @@ fn env_site_version_console_and_logs() {
 #[test]
 fn a_runaway_loop_is_stopped_while_everything_else_keeps_serving() {
     let d = daemon();
-    deploy(
-        &d,
+    d.deploy_files(
         "loopy",
         &[
             ("index.html", "static ok"),
@@ -431,9 +411,7 @@ fn a_runaway_loop_is_stopped_while_everything_else_keeps_serving() {
 #[test]
 fn a_memory_bomb_is_stopped_and_memory_returns() {
     let d = daemon();
-    deploy(
-        &d,
-        "bomb",
+    d.deploy_files("bomb",
         &[
             ("api/array.js", "export default () => { const a = []; while (true) a.push('x'.repeat(64) + a.length); };"),
             ("api/buffers.js", "export default () => { const keep = []; while (true) keep.push(new Uint8Array(1 << 20)); };"),
@@ -485,8 +463,7 @@ fn a_memory_bomb_is_stopped_and_memory_returns() {
 #[test]
 fn exceptions_recursion_and_syntax_errors() {
     let d = daemon();
-    deploy(
-        &d,
+    d.deploy_files(
         "errs",
         &[
             (
@@ -542,8 +519,7 @@ fn exceptions_recursion_and_syntax_errors() {
 #[test]
 fn bodies_over_the_limit_are_refused() {
     let d = daemon();
-    deploy(
-        &d,
+    d.deploy_files(
         "big",
         &[("api/echo.js", "export default (req) => req.body.length;")],
     );
@@ -566,7 +542,7 @@ fn bodies_over_the_limit_are_refused() {
 fn concurrent_requests_share_no_globals_and_redeploys_switch_atomically() {
     let d = daemon();
     let counter = "globalThis.hits = (globalThis.hits ?? 0) + 1; let local = 0; export default () => { local += 1; globalThis.n = (globalThis.n ?? 0) + 1; return { hits: globalThis.hits, local, n: globalThis.n, v: 1 }; };";
-    deploy(&d, "iso", &[("api/count.js", counter)]);
+    d.deploy_files("iso", &[("api/count.js", counter)]);
     let handles: Vec<_> = (0..16)
         .map(|_| {
             let addr = d.addr;
@@ -588,11 +564,7 @@ fn concurrent_requests_share_no_globals_and_redeploys_switch_atomically() {
         }
     }
     // A redeploy switches to the new code at once (no stale bytecode).
-    deploy(
-        &d,
-        "iso",
-        &[("api/count.js", &counter.replace("v: 1", "v: 2"))],
-    );
+    d.deploy_files("iso", &[("api/count.js", &counter.replace("v: 1", "v: 2"))]);
     assert_eq!(json(&get(&d, "iso", "/api/count"))["v"], 2);
     // Rollback brings the old functions back with the old files.
     d.ctl(&["rollback", "iso"]).ok();
@@ -603,8 +575,7 @@ fn concurrent_requests_share_no_globals_and_redeploys_switch_atomically() {
 #[test]
 fn function_logs_outlive_a_restart_but_not_the_site() {
     let mut d = daemon();
-    deploy(
-        &d,
+    d.deploy_files(
         "chatty",
         &[(
             "api/say.js",
@@ -621,11 +592,7 @@ fn function_logs_outlive_a_restart_but_not_the_site() {
 
     // Removing the site removes its log; a new site of the same name starts empty.
     d.ctl(&["site", "rm", "chatty", "--yes"]).ok();
-    deploy(
-        &d,
-        "chatty",
-        &[("api/quiet.js", "export default () => 'shh';")],
-    );
+    d.deploy_files("chatty", &[("api/quiet.js", "export default () => 'shh';")]);
     d.restart();
     let logs = d.ctl(&["logs", "chatty", "-n", "10"]).ok().stdout;
     assert!(!logs.contains("said"), "{logs}");

@@ -25,7 +25,7 @@ use rquickjs::object::Filter;
 use rquickjs::{Atom, Context, Ctx, Function, Module, Object, Persistent, Runtime, Value};
 
 use super::host::HostContext;
-use super::instances::strip_instance_names;
+use super::instances::next_instance;
 use super::invocation::{FnError, FnResponse, Invocation, Limits};
 use super::loader::{load_instance, Modules, SiteModules};
 use super::memory::{CountingAllocator, MemoryUse};
@@ -126,7 +126,7 @@ impl Engine {
                 if handled {
                     forget_rejection(&tracked, &ctx, &promise);
                 } else {
-                    let message = strip_instance_names(&describe_thrown(&ctx, reason)).into_owned();
+                    let message = describe_thrown(&ctx, reason);
                     tracked
                         .borrow_mut()
                         .push((Persistent::save(&ctx, promise), message));
@@ -250,9 +250,7 @@ impl Engine {
         *self.current.borrow_mut() = Some(Modules::Live(job.set.clone()));
         let deadline = Instant::now() + self.limits.timeout;
         self.deadline.set(Some(deadline));
-        // Instance numbers have 12 digits; contexts are long retired before
-        // one comes round again.
-        self.instance = self.instance % 999_999_999_999 + 1;
+        self.instance = next_instance(self.instance);
         let result = self.run(&site, job);
         self.running = Some((site, job.module.clone()));
         match result {
@@ -276,14 +274,9 @@ impl Engine {
             return true;
         };
         let drained = self.drain(&site, &module);
-        let rejected: Vec<String> = self
-            .rejections
-            .borrow_mut()
-            .drain(..)
-            .map(|(_, m)| m)
-            .collect();
+        let rejected = std::mem::take(&mut *self.rejections.borrow_mut());
         if let Some(host) = site.host.borrow().as_ref() {
-            for message in rejected {
+            for (_, message) in rejected {
                 host.logs.append(
                     &host.site,
                     "error",

@@ -28,6 +28,14 @@ const TAG: &str = "@fazt:";
 const DIGITS: usize = 12;
 /// The instance number compiled into the bytecode, replaced on load.
 const PLACEHOLDER_DIGITS: &str = "000000000000";
+/// The largest instance number that fits.
+const MAX_INSTANCE: u64 = 10u64.pow(DIGITS as u32) - 1;
+
+/// The instance number after `previous`: from 1 up, wrapping round (the
+/// contexts holding low numbers are long retired by then).
+pub fn next_instance(previous: u64) -> u64 {
+    previous % MAX_INSTANCE + 1
+}
 
 /// A module compiled once, loadable as any number of instances.
 #[derive(Debug)]
@@ -85,7 +93,12 @@ impl Compiled {
     pub fn compile(ctx: &Ctx<'_>, path: &str, source: Vec<u8>) -> rquickjs::Result<Compiled> {
         let name = format!("{path}{TAG}{PLACEHOLDER_DIGITS}");
         let module = Module::declare(ctx.clone(), name.as_str(), source)?;
-        let bytecode = module.write(WriteOptions::default())?;
+        let mut bytecode = module.write(WriteOptions::default())?;
+        // The header's checksum (bytes 1..5, after the format version) will
+        // not match once digits are patched in; QuickJS accepts all-ones as
+        // "not checksummed". The check guards bytes read from outside, and
+        // these never are.
+        bytecode[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
         let slots = find_slots(&bytecode, &name);
         if slots.is_empty() {
             return Err(rquickjs::Error::new_loading_message(
@@ -114,10 +127,6 @@ impl Compiled {
                 bytecode[at..at + DIGITS].copy_from_slice(digits.as_bytes());
             }
         }
-        // The header's checksum (bytes 1..5, after the format version) no
-        // longer matches; QuickJS accepts all-ones as "not checksummed". The
-        // check guards bytes read from outside, and these never are.
-        bytecode[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
         // SAFETY: the bytecode was written by `Module::write` of this QuickJS
         // build in this process (never read from outside), and only the
         // digits of a name in its atom table were changed, same length.
@@ -128,24 +137,18 @@ impl Compiled {
 /// Where the placeholder digits of `name` occur in `bytecode`: as Latin-1
 /// bytes, or as UTF-16LE when the name has characters beyond Latin-1.
 fn find_slots(bytecode: &[u8], name: &str) -> Vec<(usize, bool)> {
+    // The placeholder is ASCII: as Latin-1 its bytes are its UTF-8 bytes.
     let needle = format!("{TAG}{PLACEHOLDER_DIGITS}");
-    let latin1: Option<Vec<u8>> = needle
-        .chars()
-        .map(|c| u8::try_from(c as u32).ok())
-        .collect();
-    let digits_at = TAG.len();
-    let mut slots = Vec::new();
-    let fits_latin1 = name.chars().all(|c| (c as u32) < 256);
-    if let (true, Some(needle)) = (fits_latin1, latin1) {
-        slots
-            .extend(memchr::memmem::find_iter(bytecode, &needle).map(|at| (at + digits_at, false)));
+    let wide = name.chars().any(|c| (c as u32) > 0xff);
+    let (pattern, unit): (Vec<u8>, usize) = if wide {
+        let utf16 = needle.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        (utf16, 2)
     } else {
-        let wide: Vec<u8> = needle.encode_utf16().flat_map(u16::to_le_bytes).collect();
-        slots.extend(
-            memchr::memmem::find_iter(bytecode, &wide).map(|at| (at + 2 * digits_at, true)),
-        );
-    }
-    slots
+        (needle.into_bytes(), 1)
+    };
+    memchr::memmem::find_iter(bytecode, &pattern)
+        .map(|at| (at + unit * TAG.len(), wide))
+        .collect()
 }
 
 #[cfg(test)]

@@ -11,19 +11,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::store::{Store, StoredLogLine};
+pub use fazt_proto::LogLine;
+
+use crate::store::Store;
 
 pub const LOG_CAPACITY: usize = 1000;
 /// Longest message kept; longer ones are cut.
 pub const MAX_MESSAGE: usize = 8 * 1024;
-
-#[derive(Debug, Clone)]
-pub struct LogLine {
-    pub seq: u64,
-    pub ts_ms: u64,
-    pub level: String,
-    pub message: String,
-}
 
 #[derive(Default)]
 struct Ring {
@@ -42,6 +36,8 @@ pub struct SiteLogs {
 /// What the writer thread is asked to do, in order.
 enum ToWriter {
     Line(String, LogLine),
+    /// A removed site: delete its stored lines, after any still queued here
+    /// (deleting them with the site alone would leave those behind).
     Forget(String),
     /// Write everything before this, then say so.
     Flush(mpsc::Sender<()>),
@@ -59,18 +55,11 @@ impl SiteLogs {
         let stored = store
             .function_logs()
             .context("cannot read the stored function logs")?;
-        for (site, seq, line) in stored {
+        // The store keeps at most LOG_CAPACITY lines per site, oldest first.
+        for (site, line) in stored {
             let ring = rings.entry(site).or_default();
-            ring.next_seq = ring.next_seq.max(seq);
-            ring.lines.push_back(LogLine {
-                seq,
-                ts_ms: line.ts_ms,
-                level: line.level,
-                message: line.message,
-            });
-            if ring.lines.len() > LOG_CAPACITY {
-                ring.lines.pop_front();
-            }
+            ring.next_seq = line.seq;
+            ring.lines.push_back(line);
         }
         let (tx, rx) = mpsc::channel();
         // A weak reference: the writer must not keep the database open when
@@ -187,8 +176,8 @@ impl SiteLogs {
 /// The writer thread: collects lines for up to [`BATCH_WINDOW`] and stores
 /// them in one transaction. Ends when the [`SiteLogs`] is dropped.
 fn write_batches(store: &Weak<Store>, requests: &mpsc::Receiver<ToWriter>) {
-    let mut batch: Vec<(String, u64, StoredLogLine)> = Vec::new();
-    let write = |batch: &mut Vec<(String, u64, StoredLogLine)>| {
+    let mut batch: Vec<(String, LogLine)> = Vec::new();
+    let write = |batch: &mut Vec<(String, LogLine)>| {
         if let (false, Some(store)) = (batch.is_empty(), store.upgrade()) {
             if let Err(err) = store.append_function_logs(batch, LOG_CAPACITY as u64) {
                 tracing::warn!(error = %err, lines = batch.len(), "cannot store function log lines");
@@ -201,15 +190,7 @@ fn write_batches(store: &Weak<Store>, requests: &mpsc::Receiver<ToWriter>) {
         let mut next = Some(first);
         while let Some(request) = next.take() {
             match request {
-                ToWriter::Line(site, line) => batch.push((
-                    site,
-                    line.seq,
-                    StoredLogLine {
-                        ts_ms: line.ts_ms,
-                        level: line.level,
-                        message: line.message,
-                    },
-                )),
+                ToWriter::Line(site, line) => batch.push((site, line)),
                 ToWriter::Forget(site) => {
                     write(&mut batch);
                     let forgotten = store.upgrade().map(|s| s.forget_function_logs(&site));

@@ -7,18 +7,18 @@ use super::instances::strip_instance_names;
 
 /// A readable message for a JavaScript error: message plus location.
 pub(super) fn describe(ctx: &Ctx<'_>, err: rquickjs::Error) -> String {
-    strip_instance_names(&describe_raw(ctx, err)).into_owned()
-}
-
-fn describe_raw(ctx: &Ctx<'_>, err: rquickjs::Error) -> String {
     if !matches!(err, rquickjs::Error::Exception) {
-        return err.to_string();
+        return strip_instance_names(&err.to_string()).into_owned();
     }
     describe_thrown(ctx, ctx.catch())
 }
 
 /// A readable message for a thrown (or rejected-with) value.
 pub(super) fn describe_thrown<'js>(ctx: &Ctx<'js>, caught: Value<'js>) -> String {
+    strip_instance_names(&describe_value(ctx, caught)).into_owned()
+}
+
+fn describe_value<'js>(ctx: &Ctx<'js>, caught: Value<'js>) -> String {
     if let Some(exception) = caught.as_exception() {
         let message = exception.message().unwrap_or_default();
         let location = exception

@@ -66,18 +66,17 @@ globalThis.fazt = Object.freeze({
 
 // What every request object inherits: `req.json()` parses the body. The
 // engine builds each request as an object with this prototype.
-export const requestPrototype = Object.freeze({
+// (Frozen with the built-ins by the lockdown below.)
+export const requestPrototype = {
   json() {
     return JSON.parse(this.body);
   },
-});
-Object.freeze(requestPrototype.json);
+};
 
 // Normalises what a handler returned into {status, headers, body, json}.
 // (A plain string, the common case, is handled by the engine directly.)
 export function response(value) {
   if (value === undefined) return { status: 204, headers: {}, body: "", json: false };
-  if (typeof value === "string") return { status: 200, headers: {}, body: value, json: false };
   if (typeof value === "function" || typeof value === "symbol" || typeof value === "bigint") {
     throw new TypeError(`the handler returned a ${typeof value}, which cannot be sent`);
   }
@@ -171,7 +170,7 @@ export const reset = (() => {
 
   // Freeze every object reachable from the roots, through properties
   // (values, getters, setters) and prototypes; globalThis itself stays open.
-  // About 2,000 objects: the loop is written to visit each once, cheaply.
+  // About 600 objects and 2,000 properties: each is visited once.
   const seen = new Set([global]);
   const pending = [];
   const visit = (value) => {
@@ -200,6 +199,7 @@ export const reset = (() => {
     generator, generator(), asyncGenerator, asyncGenerator(), async function () {}, async () => {},
     [][Symbol.iterator](), new Map()[Symbol.iterator](), new Set()[Symbol.iterator](), ""[Symbol.iterator](),
     /x/[Symbol.matchAll]("x"), (function () { return arguments; })(),
+    requestPrototype,
   ].forEach(visit);
   if (typeof Iterator === "function") {
     if (typeof Iterator.from === "function") visit(Iterator.from({ next: () => ({ done: true }) }));

@@ -4,37 +4,25 @@
 
 use std::collections::HashMap;
 
+use fazt_proto::LogLine;
 use redb::{ReadableDatabase, ReadableTable};
-use serde::{Deserialize, Serialize};
 
 use super::data::{decode, encode};
 use super::tables::FUNCTION_LOGS;
 use super::{Result, Store};
 
-/// One stored line; its site and sequence number are the key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredLogLine {
-    pub ts_ms: u64,
-    pub level: String,
-    pub message: String,
-}
-
 impl Store {
-    /// Appends `(site, seq, line)`s in one transaction, then trims each site
-    /// they touch to its newest `keep` lines.
-    pub fn append_function_logs(
-        &self,
-        lines: &[(String, u64, StoredLogLine)],
-        keep: u64,
-    ) -> Result<()> {
+    /// Appends `(site, line)`s in one transaction, then trims each site they
+    /// touch to its newest `keep` lines.
+    pub fn append_function_logs(&self, lines: &[(String, LogLine)], keep: u64) -> Result<()> {
         let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(FUNCTION_LOGS)?;
             let mut newest: HashMap<&str, u64> = HashMap::new();
-            for (site, seq, line) in lines {
-                table.insert((site.as_str(), *seq), encode(line)?.as_slice())?;
+            for (site, line) in lines {
+                table.insert((site.as_str(), line.seq), encode(line)?.as_slice())?;
                 let n = newest.entry(site.as_str()).or_default();
-                *n = (*n).max(*seq);
+                *n = (*n).max(line.seq);
             }
             for (site, newest) in newest {
                 if newest > keep {
@@ -47,14 +35,13 @@ impl Store {
     }
 
     /// Every stored line, by site and then oldest first.
-    pub fn function_logs(&self) -> Result<Vec<(String, u64, StoredLogLine)>> {
+    pub fn function_logs(&self) -> Result<Vec<(String, LogLine)>> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(FUNCTION_LOGS)?;
         let mut lines = Vec::new();
         for entry in table.iter()? {
             let (key, value) = entry?;
-            let (site, seq) = key.value();
-            lines.push((site.to_string(), seq, decode(value.value())?));
+            lines.push((key.value().0.to_string(), decode(value.value())?));
         }
         Ok(lines)
     }
@@ -73,8 +60,9 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn line(message: &str) -> StoredLogLine {
-        StoredLogLine {
+    fn line(seq: u64, message: &str) -> LogLine {
+        LogLine {
+            seq,
             ts_ms: 1,
             level: "info".into(),
             message: message.into(),
@@ -86,17 +74,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.redb")).unwrap();
         let batch: Vec<_> = (1..=5)
-            .map(|seq| ("a".to_string(), seq, line(&format!("a{seq}"))))
-            .chain([("b".to_string(), 1, line("b1"))])
+            .map(|seq| ("a".to_string(), line(seq, &format!("a{seq}"))))
+            .chain([("b".to_string(), line(1, "b1"))])
             .collect();
         store.append_function_logs(&batch, 3).unwrap();
         let stored = store.function_logs().unwrap();
-        let seqs: Vec<_> = stored.iter().map(|(s, n, _)| (s.as_str(), *n)).collect();
+        let seqs: Vec<_> = stored.iter().map(|(s, l)| (s.as_str(), l.seq)).collect();
         assert_eq!(seqs, [("a", 3), ("a", 4), ("a", 5), ("b", 1)]);
         store.forget_function_logs("a").unwrap();
         assert_eq!(
             store.function_logs().unwrap(),
-            [("b".to_string(), 1, line("b1"))]
+            [("b".to_string(), line(1, "b1"))]
         );
     }
 }

@@ -19,7 +19,6 @@ mod sites;
 mod tables;
 
 pub use blobs::FinishedBlob;
-pub use function_logs::StoredLogLine;
 pub use gc::Collected;
 
 pub use error::StoreError;
