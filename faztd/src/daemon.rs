@@ -178,9 +178,14 @@ pub async fn run(
     control_task.abort();
     let _ = control_task.await;
     let _ = std::fs::remove_file(&options.socket);
-    // Function log lines still on their way to the database.
-    let logs = instance.functions.logs.clone();
-    let _ = tokio::task::spawn_blocking(move || logs.flush()).await;
+    // The function workers finish what they run and let go of the
+    // database; the log lines still on their way to it are written.
+    let functions = instance.functions.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        functions.stop();
+        functions.logs.flush();
+    })
+    .await;
     drop(instance);
     drop(catalog);
     match Arc::try_unwrap(store) {

@@ -143,9 +143,17 @@ fn sigterm_and_sigint_shut_down_cleanly() {
         let dir = tempfile::tempdir().unwrap();
         let mut daemon = Faztd::start_in(dir.path(), &[]).unwrap();
         assert_eq!(http::get(daemon.addr, "localhost", "/", &[]).status, 200);
+        // A function ran (and logged), so the JavaScript workers and the log
+        // writer have something to let go of.
+        let hello = http::get(daemon.addr, "demo.localhost", "/api/hello", &[]);
+        assert_eq!(hello.status, 200, "{}", hello.text());
         let (status, stderr) = daemon.stop_with(signal);
         assert!(status.success(), "signal {signal}: {status:?} {stderr}");
         assert!(stderr.contains("stopped cleanly"), "{stderr}");
+        assert!(
+            !stderr.contains("still referenced"),
+            "the database was closed, not left to the exit: {stderr}"
+        );
         // The database closed cleanly: it reopens at once.
         let again = Faztd::start_in(dir.path(), &[]).unwrap();
         assert_eq!(

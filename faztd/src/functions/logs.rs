@@ -177,8 +177,13 @@ impl SiteLogs {
 /// them in one transaction. Ends when the [`SiteLogs`] is dropped.
 fn write_batches(store: &Weak<Store>, requests: &mpsc::Receiver<ToWriter>) {
     let mut batch: Vec<(String, LogLine)> = Vec::new();
+    // The store is upgraded only while there is something to write: at
+    // shutdown the daemon must be able to take the last reference.
     let write = |batch: &mut Vec<(String, LogLine)>| {
-        if let (false, Some(store)) = (batch.is_empty(), store.upgrade()) {
+        if batch.is_empty() {
+            return;
+        }
+        if let Some(store) = store.upgrade() {
             if let Err(err) = store.append_function_logs(batch, LOG_CAPACITY as u64) {
                 tracing::warn!(error = %err, lines = batch.len(), "cannot store function log lines");
             }

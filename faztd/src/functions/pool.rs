@@ -2,7 +2,8 @@
 //! runtime, fed from one bounded queue. JavaScript never runs on the tokio
 //! reactor, so a slow or looping function cannot stall static serving.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
@@ -23,7 +24,9 @@ enum Job {
 }
 
 pub struct FunctionPool {
-    jobs: crossbeam_channel::Sender<Job>,
+    /// Jobs for the workers; `None` ends the worker that takes it.
+    jobs: crossbeam_channel::Sender<Option<Job>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
     pub limits: Limits,
     pub logs: Arc<SiteLogs>,
 }
@@ -38,17 +41,21 @@ pub struct Shared {
 
 impl FunctionPool {
     pub fn start(workers: usize, limits: Limits, shared: Shared) -> std::io::Result<FunctionPool> {
-        let (tx, rx) = crossbeam_channel::bounded::<Job>(QUEUE_DEPTH);
+        let (tx, rx) = crossbeam_channel::bounded::<Option<Job>>(QUEUE_DEPTH);
+        let mut handles = Vec::new();
         for n in 0..workers.max(1) {
             let rx = rx.clone();
             let shared = shared.clone();
-            std::thread::Builder::new()
-                .name(format!("fazt-js-{n}"))
-                .stack_size(WORKER_STACK)
-                .spawn(move || worker(rx, limits, shared))?;
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("fazt-js-{n}"))
+                    .stack_size(WORKER_STACK)
+                    .spawn(move || worker(rx, limits, shared))?,
+            );
         }
         Ok(FunctionPool {
             jobs: tx,
+            workers: Mutex::new(handles),
             limits,
             logs: shared.logs,
         })
@@ -58,24 +65,36 @@ impl FunctionPool {
     pub async fn invoke(&self, invocation: Invocation) -> Result<FnResponse, FnError> {
         let (tx, rx) = oneshot::channel();
         self.jobs
-            .try_send(Job::Invoke(invocation, tx))
+            .try_send(Some(Job::Invoke(invocation, tx)))
             .map_err(|_| FnError::Busy)?;
         rx.await
             .map_err(|_| FnError::Internal("the function worker stopped".to_string()))?
+    }
+
+    /// Ends the workers once they have run what is queued, and waits for
+    /// them (blocking): afterwards nothing of theirs holds the database.
+    pub fn stop(&self) {
+        let workers = std::mem::take(&mut *self.workers.lock().expect("workers"));
+        for _ in &workers {
+            let _ = self.jobs.send(None);
+        }
+        for worker in workers {
+            let _ = worker.join();
+        }
     }
 
     /// Compiles sources without running them (deploy-time check).
     pub async fn check_syntax(&self, sources: Vec<(String, Vec<u8>)>) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
         self.jobs
-            .send(Job::CheckSyntax(sources, tx))
+            .send(Some(Job::CheckSyntax(sources, tx)))
             .map_err(|_| "the function workers are gone".to_string())?;
         rx.await
             .map_err(|_| "the function worker stopped".to_string())?
     }
 }
 
-fn worker(jobs: crossbeam_channel::Receiver<Job>, limits: Limits, shared: Shared) {
+fn worker(jobs: crossbeam_channel::Receiver<Option<Job>>, limits: Limits, shared: Shared) {
     let mut engine: Option<Engine> = None;
     loop {
         // With nothing queued, get the next context ready before waiting.
@@ -87,7 +106,10 @@ fn worker(jobs: crossbeam_channel::Receiver<Job>, limits: Limits, shared: Shared
                 engine.prepare();
             }
         }
-        let Ok(job) = jobs.recv() else { break };
+        let job = match jobs.recv() {
+            Ok(None) | Err(_) => break,
+            Ok(Some(job)) => job,
+        };
         let current = match engine.take() {
             Some(e) => Ok(e),
             None => Engine::new(limits, shared.store.clone()),
