@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::control::{self, deploy::DeploySessions};
+use crate::control;
 use crate::domain::{self, DomainDecision};
 use crate::functions::logs::SiteLogs;
 use crate::functions::pool::Shared;
@@ -21,6 +21,7 @@ use crate::instance::Instance;
 use crate::realtime::{ChannelHub, RealtimeLimits};
 use crate::seed;
 use crate::settings;
+use crate::sites::{SiteListener, Sites};
 use crate::store::Store;
 use crate::systemd::notify;
 
@@ -99,9 +100,16 @@ pub async fn run(
     // The control socket comes after the port, so a failed start leaves no socket behind.
     let control_listener = control::bind(&options.socket)?;
 
-    let catalog = Arc::new(SiteCatalog::load(store.clone())?);
+    let catalog = Arc::new(SiteCatalog::new(store.clone()));
     let realtime = Arc::new(ChannelHub::new(RealtimeLimits::load(&store)?));
     let functions = Arc::new(start_functions(&store, realtime.clone())?);
+    // The views that follow every site change, in the order they are told.
+    let listeners: Vec<Arc<dyn SiteListener>> =
+        vec![catalog.clone(), realtime.clone(), functions.logs.clone()];
+    let sites = Sites::new(store.clone(), Some(functions.clone()), listeners);
+    // Loads every live site into the views, and collects the leftovers of
+    // deploys interrupted by a crash or a killed client.
+    sites.start().await.context("cannot load the sites")?;
     let state = Arc::new(HttpState {
         catalog: catalog.clone(),
         resolver: SiteResolver::new(&decision.domain),
@@ -112,23 +120,15 @@ pub async fn run(
     });
     let instance = Arc::new(Instance {
         store: store.clone(),
+        sites,
         catalog: catalog.clone(),
         domain: decision.clone(),
         listen: bound,
         socket_path: options.socket.clone(),
         started,
-        deploys: DeploySessions::default(),
         functions,
         realtime: realtime.clone(),
-        write_lock: tokio::sync::Mutex::new(()),
     });
-    // Leftovers of deploys interrupted by a crash or a killed client.
-    instance
-        .blocking(|i| {
-            control::deploy::collect_garbage(i);
-            Ok(())
-        })
-        .await?;
     let control_task = tokio::spawn(control::serve(control_listener, instance.clone()));
     print_banner(
         bound,

@@ -1,31 +1,30 @@
-//! The running instance: what the HTTP server and the control service share.
+//! The running instance: what the control plane shares with the rest.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::control::deploy::DeploySessions;
 use crate::domain::DomainDecision;
 use crate::functions::FunctionPool;
 use crate::http::catalog::SiteCatalog;
 use crate::realtime::ChannelHub;
+use crate::sites::Sites;
 use crate::store::Store;
 
 pub struct Instance {
     pub store: Arc<Store>,
+    /// Every change to sites (deploys, rollbacks, removals) goes through it.
+    pub sites: Arc<Sites>,
+    /// What is being served: read-only here.
     pub catalog: Arc<SiteCatalog>,
     pub domain: DomainDecision,
     pub listen: SocketAddr,
     pub socket_path: PathBuf,
     pub started: Instant,
-    pub deploys: DeploySessions,
     pub functions: Arc<FunctionPool>,
     /// Realtime channels: `publish`, `count`, `presence`, `stats`.
     pub realtime: Arc<ChannelHub>,
-    /// Serialises what changes which versions are live or referenced:
-    /// commits, rollbacks, removals and garbage collection.
-    pub write_lock: tokio::sync::Mutex<()>,
 }
 
 impl Instance {
@@ -52,17 +51,5 @@ impl Instance {
             (name, false) => format!("{name}.{domain}"),
         };
         format!("http://{host}{port}/")
-    }
-
-    /// Runs blocking store work off the async reactor.
-    pub async fn blocking<T, F>(self: &Arc<Self>, work: F) -> Result<T, fazt_proto::RpcError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Instance) -> Result<T, fazt_proto::RpcError> + Send + 'static,
-    {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || work(&this))
-            .await
-            .map_err(|e| fazt_proto::RpcError::Failed(format!("internal task failed: {e}")))?
     }
 }

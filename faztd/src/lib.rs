@@ -13,5 +13,6 @@ pub mod logging;
 pub mod realtime;
 pub mod seed;
 pub mod settings;
+pub mod sites;
 pub mod store;
 pub mod systemd;

@@ -46,7 +46,8 @@ pub fn seed_if_new(store: &Store) -> Result<bool, StoreError> {
                 content_type,
             });
         }
-        store.commit_version(site, &new_files, false)?;
+        let config = crate::sites::SiteConfig::default().to_stored();
+        store.commit_version(site, &new_files, false, Some(config))?;
     }
     store.set_setting(SEEDED_SETTING, "1")?;
     Ok(true)

@@ -49,7 +49,7 @@ fn serve(sites: &[Site]) -> TestServer {
                 }
             })
             .collect();
-        store.commit_version(name, &files, *spa).unwrap();
+        store.commit_version(name, &files, *spa, None).unwrap();
     }
     let catalog = Arc::new(SiteCatalog::load(store).unwrap());
     let limits = faztd::functions::Limits {

@@ -1,7 +1,12 @@
-//! Turning internal errors into what the client is told.
+//! Turning internal errors into what the client is told, and running
+//! blocking store work for a handler.
+
+use std::sync::Arc;
 
 use fazt_proto::RpcError;
 
+use crate::instance::Instance;
+use crate::sites::{SiteError, SiteName};
 use crate::store::StoreError;
 
 impl From<StoreError> for RpcError {
@@ -17,4 +22,37 @@ impl From<StoreError> for RpcError {
             }
         }
     }
+}
+
+impl From<SiteError> for RpcError {
+    fn from(err: SiteError) -> RpcError {
+        match err {
+            SiteError::NotFound(why) => RpcError::NotFound(why),
+            SiteError::Invalid(why) => RpcError::Invalid(why),
+            SiteError::TooLarge(why) => RpcError::TooLarge(why),
+            SiteError::Name(err) => RpcError::Invalid(err.to_string()),
+            SiteError::Store(err) => err.into(),
+            SiteError::Internal(why) => {
+                tracing::error!(error = %why, "internal error");
+                RpcError::Failed(why)
+            }
+        }
+    }
+}
+
+/// A site name from the wire, checked once here.
+pub fn site_name(name: &str) -> Result<SiteName, RpcError> {
+    SiteName::parse(name).map_err(|e| RpcError::Invalid(e.to_string()))
+}
+
+/// Runs blocking store work off the async reactor.
+pub async fn blocking<T, F>(instance: &Arc<Instance>, work: F) -> Result<T, RpcError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Instance) -> Result<T, RpcError> + Send + 'static,
+{
+    let this = instance.clone();
+    tokio::task::spawn_blocking(move || work(&this))
+        .await
+        .map_err(|e| RpcError::Failed(format!("internal task failed: {e}")))?
 }

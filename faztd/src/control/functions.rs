@@ -5,21 +5,12 @@ use std::time::Duration;
 
 use fazt_proto::{EnvVar, LogLine, RpcError};
 
+use super::errors::{blocking, site_name};
 use crate::instance::Instance;
 
 /// Longest a `logs -f` poll waits on the daemon side.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 const MAX_LINES: usize = 1000;
-
-fn check_site(site: &str) -> Result<(), RpcError> {
-    if fazt_proto::is_valid_site_name(site) {
-        Ok(())
-    } else {
-        Err(RpcError::Invalid(format!(
-            "{site:?} is not a valid site name"
-        )))
-    }
-}
 
 pub async fn logs(
     instance: &Arc<Instance>,
@@ -28,7 +19,7 @@ pub async fn logs(
     limit: u32,
     wait_ms: u32,
 ) -> Result<Vec<LogLine>, RpcError> {
-    check_site(&site)?;
+    let site = site_name(&site)?;
     let wait = Duration::from_millis(wait_ms.into()).min(MAX_WAIT);
     let limit = (limit as usize).clamp(1, MAX_LINES);
     let lines = instance
@@ -40,16 +31,15 @@ pub async fn logs(
 }
 
 pub async fn env_list(instance: &Arc<Instance>, site: String) -> Result<Vec<EnvVar>, RpcError> {
-    check_site(&site)?;
-    instance
-        .blocking(move |i| {
-            Ok(i.store
-                .env_all(&site)?
-                .into_iter()
-                .map(|(name, value)| EnvVar { name, value })
-                .collect())
-        })
-        .await
+    let site = site_name(&site)?;
+    blocking(instance, move |i| {
+        Ok(i.store
+            .env_all(&site)?
+            .into_iter()
+            .map(|(name, value)| EnvVar { name, value })
+            .collect())
+    })
+    .await
 }
 
 /// Names as in a shell: a letter or `_`, then letters, digits and `_`.
@@ -75,21 +65,20 @@ pub async fn env_set(
     name: String,
     value: String,
 ) -> Result<(), RpcError> {
-    check_site(&site)?;
+    let site = site_name(&site)?;
     check_name(&name)?;
     if value.len() > 64 * 1024 {
         return Err(RpcError::TooLarge(
             "an environment value may be at most 64 KiB".to_string(),
         ));
     }
-    instance
-        .blocking(move |i| {
-            i.store.env_set(&site, &name, &value)?;
-            // The value may be a secret: only the name is logged.
-            tracing::info!(site = %site, name = %name, "environment variable set");
-            Ok(())
-        })
-        .await
+    blocking(instance, move |i| {
+        i.store.env_set(&site, &name, &value)?;
+        // The value may be a secret: only the name is logged.
+        tracing::info!(site = %site, name = %name, "environment variable set");
+        Ok(())
+    })
+    .await
 }
 
 pub async fn env_unset(
@@ -97,13 +86,12 @@ pub async fn env_unset(
     site: String,
     name: String,
 ) -> Result<bool, RpcError> {
-    check_site(&site)?;
+    let site = site_name(&site)?;
     check_name(&name)?;
-    instance
-        .blocking(move |i| {
-            let existed = i.store.env_unset(&site, &name)?;
-            tracing::info!(site = %site, name = %name, existed, "environment variable unset");
-            Ok(existed)
-        })
-        .await
+    blocking(instance, move |i| {
+        let existed = i.store.env_unset(&site, &name)?;
+        tracing::info!(site = %site, name = %name, existed, "environment variable unset");
+        Ok(existed)
+    })
+    .await
 }

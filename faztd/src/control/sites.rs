@@ -1,69 +1,41 @@
-//! `sites`, `site rm`, `history` and `rollback`.
+//! `sites`, `site rm`, `history` and `rollback`: adapters over the sites service.
 
 use std::sync::Arc;
 
 use fazt_proto::{RollbackOutcome, RpcError, SiteInfo, VersionInfo};
 
-use super::deploy::collect_garbage;
+use super::errors::site_name;
 use crate::instance::Instance;
 
-fn check_name(name: &str) -> Result<(), RpcError> {
-    if fazt_proto::is_valid_site_name(name) {
-        Ok(())
-    } else {
-        Err(RpcError::Invalid(format!(
-            "{name:?} is not a valid site name: use 1-63 lower-case letters, digits and dashes"
-        )))
-    }
-}
-
-fn existing_site(i: &Instance, site: &str) -> Result<crate::store::SiteRecord, RpcError> {
-    i.store
-        .site(site)?
-        .ok_or_else(|| RpcError::NotFound(format!("there is no site named {site}")))
-}
-
 pub async fn list(instance: &Arc<Instance>) -> Result<Vec<SiteInfo>, RpcError> {
-    instance
-        .blocking(|i| {
-            let mut out = Vec::new();
-            for site in i.store.sites()? {
-                let versions = i.store.versions(&site.name)?;
-                let live = versions.iter().find(|v| v.id == site.live);
-                out.push(SiteInfo {
-                    url: i.site_url(&site.name),
-                    live_version: site.live,
-                    versions: versions.len() as u64,
-                    files: live.map(|v| v.file_count).unwrap_or(0),
-                    bytes: live.map(|v| v.total_bytes).unwrap_or(0),
-                    updated_at: site.updated_at,
-                    name: site.name,
-                });
-            }
-            Ok(out)
+    let sites = instance.sites.list().await?;
+    Ok(sites
+        .into_iter()
+        .map(|s| SiteInfo {
+            url: instance.site_url(&s.site.name),
+            live_version: s.site.live,
+            versions: s.versions,
+            files: s.live.as_ref().map(|v| v.file_count).unwrap_or(0),
+            bytes: s.live.as_ref().map(|v| v.total_bytes).unwrap_or(0),
+            updated_at: s.site.updated_at,
+            name: s.site.name,
         })
-        .await
+        .collect())
 }
 
 pub async fn history(instance: &Arc<Instance>, site: String) -> Result<Vec<VersionInfo>, RpcError> {
-    check_name(&site)?;
-    instance
-        .blocking(move |i| {
-            let record = existing_site(i, &site)?;
-            Ok(i.store
-                .versions(&site)?
-                .into_iter()
-                .rev()
-                .map(|v| VersionInfo {
-                    id: v.id,
-                    created_at: v.created_at,
-                    files: v.file_count,
-                    bytes: v.total_bytes,
-                    live: v.id == record.live,
-                })
-                .collect())
+    let site = site_name(&site)?;
+    let (record, versions) = instance.sites.history(&site).await?;
+    Ok(versions
+        .into_iter()
+        .map(|v| VersionInfo {
+            id: v.id,
+            created_at: v.created_at,
+            files: v.file_count,
+            bytes: v.total_bytes,
+            live: v.id == record.live,
         })
-        .await
+        .collect())
 }
 
 pub async fn rollback(
@@ -71,56 +43,17 @@ pub async fn rollback(
     site: String,
     version: Option<u64>,
 ) -> Result<RollbackOutcome, RpcError> {
-    check_name(&site)?;
-    let _guard = instance.write_lock.lock().await;
-    instance
-        .blocking(move |i| {
-            let record = existing_site(i, &site)?;
-            let versions = i.store.versions(&site)?;
-            let target = match version {
-                Some(v) => v,
-                None => versions
-                    .iter()
-                    .rev()
-                    .map(|v| v.id)
-                    .find(|id| *id < record.live)
-                    .ok_or_else(|| {
-                        RpcError::NotFound(format!(
-                            "{site} has no version older than the live one ({}) to roll back to",
-                            record.live
-                        ))
-                    })?,
-            };
-            if target == record.live {
-                return Err(RpcError::Invalid(format!(
-                    "version {target} of {site} is already live"
-                )));
-            }
-            i.store.set_live(&site, target)?;
-            i.catalog.reload(&site)?;
-            tracing::info!(site = %site, from = record.live, to = target, "rolled back");
-            Ok(RollbackOutcome {
-                url: i.site_url(&site),
-                site,
-                from: record.live,
-                to: target,
-            })
-        })
-        .await
+    let site = site_name(&site)?;
+    let done = instance.sites.rollback(&site, version).await?;
+    Ok(RollbackOutcome {
+        url: instance.site_url(&done.site),
+        site: done.site.into(),
+        from: done.from,
+        to: done.to,
+    })
 }
 
 pub async fn remove(instance: &Arc<Instance>, site: String) -> Result<(), RpcError> {
-    check_name(&site)?;
-    let _guard = instance.write_lock.lock().await;
-    instance
-        .blocking(move |i| {
-            i.store.remove_site(&site)?;
-            i.catalog.reload(&site)?;
-            i.functions.logs.forget(&site);
-            i.realtime.remove_site(&site);
-            tracing::info!(site = %site, "site removed");
-            collect_garbage(i);
-            Ok(())
-        })
-        .await
+    let site = site_name(&site)?;
+    Ok(instance.sites.remove(&site).await?)
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use fazt_proto::{ConfigEntry, DaemonStatus, RpcError};
 
+use super::errors::blocking;
 use crate::instance::Instance;
 use crate::settings::{self, SETTINGS};
 
@@ -31,22 +32,21 @@ pub async fn status(instance: &Arc<Instance>) -> Result<DaemonStatus, RpcError> 
 }
 
 pub async fn config_get(instance: &Arc<Instance>) -> Result<Vec<ConfigEntry>, RpcError> {
-    instance
-        .blocking(|i| {
-            SETTINGS
-                .iter()
-                .map(|spec| {
-                    let stored = i.store.setting(spec.key)?;
-                    Ok(ConfigEntry {
-                        key: spec.key.to_string(),
-                        default: stored.is_none(),
-                        value: stored.unwrap_or_else(|| spec.default.to_string()),
-                        help: spec.help.to_string(),
-                    })
+    blocking(instance, |i| {
+        SETTINGS
+            .iter()
+            .map(|spec| {
+                let stored = i.store.setting(spec.key)?;
+                Ok(ConfigEntry {
+                    key: spec.key.to_string(),
+                    default: stored.is_none(),
+                    value: stored.unwrap_or_else(|| spec.default.to_string()),
+                    help: spec.help.to_string(),
                 })
-                .collect()
-        })
-        .await
+            })
+            .collect()
+    })
+    .await
 }
 
 pub async fn config_set(
@@ -63,20 +63,19 @@ pub async fn config_set(
     };
     spec.validate(&value)
         .map_err(|why| RpcError::Invalid(format!("cannot set {key}: {why}")))?;
-    instance
-        .blocking(move |i| {
-            i.store.set_setting(spec.key, &value)?;
-            if spec.key.starts_with("realtime_") {
-                i.realtime
-                    .set_limits(crate::realtime::RealtimeLimits::load(&i.store)?);
-            }
-            tracing::info!(key = spec.key, value = %value, "setting changed");
-            Ok(ConfigEntry {
-                key: spec.key.to_string(),
-                value,
-                default: false,
-                help: spec.help.to_string(),
-            })
+    blocking(instance, move |i| {
+        i.store.set_setting(spec.key, &value)?;
+        if spec.key.starts_with("realtime_") {
+            i.realtime
+                .set_limits(crate::realtime::RealtimeLimits::load(&i.store)?);
+        }
+        tracing::info!(key = spec.key, value = %value, "setting changed");
+        Ok(ConfigEntry {
+            key: spec.key.to_string(),
+            value,
+            default: false,
+            help: spec.help.to_string(),
         })
-        .await
+    })
+    .await
 }

@@ -14,7 +14,8 @@
 //! - `host` implements the `fazt` API (kv, docs, env, realtime, logs) that
 //!   `prelude.js` exposes to JavaScript; `docs_query` is the query language.
 //! - `logs` keeps each site's function log for `faztctl logs`.
-//! - `serve` is the HTTP glue.
+//!
+//! The HTTP glue (request object, response, JSON errors) is `http::functions`.
 
 pub mod docs_query;
 pub mod engine;
@@ -27,7 +28,6 @@ mod memory;
 mod messages;
 pub mod pool;
 pub mod routes;
-pub mod serve;
 
 pub use invocation::{FnError, Limits};
 pub use pool::FunctionPool;

@@ -13,6 +13,7 @@ use warp::http::HeaderValue;
 use crate::content;
 use crate::functions::routes::is_function_module;
 use crate::functions::FunctionSet;
+use crate::sites::{self, SiteChange, SiteConfig, SiteListener, SITE_CONFIG_FILE};
 use crate::store::{Encoding, Hash, Store, StoreError, CHUNK_SIZE};
 
 /// Bodies up to this size are cached whole; larger ones are streamed in chunks.
@@ -44,9 +45,8 @@ pub struct ServedFile {
 pub struct ServedSite {
     pub name: String,
     pub version: u64,
-    pub spa: bool,
-    /// The `realtime` section of the version's `fazt.json`.
-    pub realtime: crate::realtime::SiteRealtime,
+    /// The version's `fazt.json`, as its deploy checked it.
+    pub config: Arc<SiteConfig>,
     pub last_modified: HeaderValue,
     pub modified_secs: u64,
     pub files: HashMap<String, Arc<ServedFile>>,
@@ -75,16 +75,47 @@ pub struct SiteCatalog {
     bodies: quick_cache::sync::Cache<(Hash, u8), Bytes, BodyWeighter>,
 }
 
+/// The catalog follows the sites service: a live version is loaded (its
+/// file index, headers and functions) before the change is answered.
+impl SiteListener for SiteCatalog {
+    fn site_changed(&self, change: &SiteChange) -> Result<(), StoreError> {
+        match change {
+            SiteChange::Live { site, config, .. } => self.load_site(site, config.clone()),
+            SiteChange::Removed { site } => {
+                self.sites
+                    .write()
+                    .expect("catalog lock")
+                    .remove(site.as_str());
+                Ok(())
+            }
+        }
+    }
+}
+
 impl SiteCatalog {
-    /// Loads the file index of every site.
-    pub fn load(store: Arc<Store>) -> Result<SiteCatalog, StoreError> {
-        let catalog = SiteCatalog {
+    /// An empty catalog; the sites service fills it (`Sites::start`).
+    pub fn new(store: Arc<Store>) -> SiteCatalog {
+        SiteCatalog {
             store,
             sites: RwLock::new(HashMap::new()),
             bodies: quick_cache::sync::Cache::with_weighter(4096, BODY_CACHE_BYTES, BodyWeighter),
-        };
+        }
+    }
+
+    /// A catalog of every site in `store`, without a sites service (tests).
+    pub fn load(store: Arc<Store>) -> Result<SiteCatalog, StoreError> {
+        let catalog = SiteCatalog::new(store);
         for site in catalog.store.sites()? {
-            catalog.reload(&site.name)?;
+            let Some(version) = catalog
+                .store
+                .versions(&site.name)?
+                .into_iter()
+                .find(|v| v.id == site.live)
+            else {
+                continue;
+            };
+            let config = sites::config_of_version(&catalog.store, &site.name, &version)?;
+            catalog.load_site(&site.name, Arc::new(config))?;
         }
         Ok(catalog)
     }
@@ -110,22 +141,10 @@ impl SiteCatalog {
         names
     }
 
-    /// Re-reads one site from the store (after a deploy, rollback or removal).
-    pub fn reload(&self, name: &str) -> Result<(), StoreError> {
-        let loaded = self.store.live_version(name)?;
+    /// Reads one site's live version from the store, configured by `config`.
+    fn load_site(&self, name: &str, config: Arc<SiteConfig>) -> Result<(), StoreError> {
         // Read before taking the lock, so serving never waits on the store.
-        let realtime = match loaded.as_ref().and_then(|live| {
-            live.files
-                .iter()
-                .find(|f| f.path == crate::control::deploy::SITE_CONFIG_FILE)
-        }) {
-            Some(config) => self
-                .store
-                .read_blob(&config.file.hash)?
-                .map(|bytes| crate::realtime::SiteRealtime::from_site_config(&bytes))
-                .unwrap_or_default(),
-            None => crate::realtime::SiteRealtime::default(),
-        };
+        let loaded = self.store.live_version(name)?;
         let mut sites = self.sites.write().expect("catalog lock");
         match loaded {
             None => {
@@ -143,10 +162,7 @@ impl SiteCatalog {
                 let files = live
                     .files
                     .into_iter()
-                    .filter(|f| {
-                        f.path != crate::control::deploy::SITE_CONFIG_FILE
-                            && !is_function_module(&f.path)
-                    })
+                    .filter(|f| f.path != SITE_CONFIG_FILE && !is_function_module(&f.path))
                     .map(|crate::store::LiveFile { path, file, blob }| {
                         let tag = hex::encode(&file.hash[..12]);
                         let etag = |suffix: &str| {
@@ -181,8 +197,7 @@ impl SiteCatalog {
                 let served = ServedSite {
                     name: site.name.clone(),
                     version: version.id,
-                    spa: version.spa,
-                    realtime,
+                    config,
                     last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified))
                         .expect("http date"),
                     modified_secs: version.created_at,

@@ -1,6 +1,11 @@
 //! HTTP serving with warp: one filter takes every request, routes it by
 //! host to a site, and answers from the in-memory [`catalog::SiteCatalog`].
 //!
+//! http is the outermost layer: it resolves the site once, then hands the
+//! request and the site to static files, functions ([`functions`], the
+//! HTTP glue of `crate::functions`) or realtime. No module below it
+//! imports it (an architecture test checks).
+//!
 //! Request flow: `Host` → [`host::SiteResolver`] → site name → live
 //! [`catalog::ServedSite`] → [`request_path::parse`] → [`static_files::resolve`]
 //! → [`static_files::respond`]. Instance endpoints under `/_fazt/` come first.
@@ -11,6 +16,7 @@
 //! goes through the warp filter unchanged.
 
 pub mod catalog;
+pub mod functions;
 pub mod host;
 pub mod request_path;
 pub mod responses;
@@ -36,8 +42,8 @@ use warp::path::FullPath;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use crate::functions::serve::FunctionRequest;
 use crate::functions::FunctionPool;
+use functions::FunctionRequest;
 
 use crate::realtime::{self, ChannelHub};
 use catalog::SiteCatalog;
@@ -140,7 +146,7 @@ pub async fn serve(
             let mut warp_service = warp_service.clone();
             async move {
                 match ws {
-                    Some(state) => Ok(realtime::connection::accept(req, &state)),
+                    Some(state) => Ok(realtime_request(&state, req)),
                     None => warp_service.call(req).await,
                 }
             }
@@ -156,6 +162,32 @@ pub async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// `/_ws`: the site is resolved here, as for every request, and the
+/// realtime module gets the request with its site.
+fn realtime_request(state: &HttpState, req: hyper::Request<Incoming>) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let refuse = |status, why: &str| responses::json(status, &serde_json::json!({ "error": why }));
+    let site = match state.resolver.resolve(&host) {
+        HostRoute::Malformed => return refuse(StatusCode::BAD_REQUEST, "malformed Host header"),
+        HostRoute::Unknown => None,
+        HostRoute::Site(name) => state.catalog.site(&name),
+    };
+    let Some(site) = site else {
+        return refuse(StatusCode::NOT_FOUND, "there is no site at this host");
+    };
+    let target = realtime::connection::SiteTarget {
+        name: &site.name,
+        config: &site.config.realtime,
+        host: &host,
+    };
+    realtime::connection::accept(req, target, &state.realtime)
 }
 
 /// Errors of `accept`: a peer that gave up is nothing; running out of file
@@ -203,8 +235,8 @@ where
         }
     };
     let site = site_name.and_then(|name| state.catalog.site(&name));
-    if let Some(functions) = site.as_ref().and_then(|s| s.functions.clone()) {
-        if let Some(route) = functions.route(&path.path) {
+    if let Some(set) = site.as_ref().and_then(|s| s.functions.clone()) {
+        if let Some(route) = set.route(&path.path) {
             let body = match read_body(body, state.function_body_limit).await {
                 Ok(body) => body,
                 Err(res) => return res,
@@ -217,8 +249,7 @@ where
                 body,
                 ip: req.remote,
             };
-            return crate::functions::serve::respond(&state.functions, functions, route, request)
-                .await;
+            return functions::respond(&state.functions, set, route, request).await;
         }
     }
     if !(head || *method == Method::GET) {

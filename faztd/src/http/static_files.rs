@@ -28,7 +28,7 @@ pub fn resolve(site: &ServedSite, path: &SitePath) -> Option<(Arc<ServedFile>, S
     if let Some(file) = found {
         return Some((file.clone(), StatusCode::OK));
     }
-    if site.spa && !has_extension(p) {
+    if site.config.spa && !has_extension(p) {
         if let Some(index) = site.file("index.html") {
             return Some((index.clone(), StatusCode::OK));
         }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::settings;
 use crate::store::{Store, StoreError};
@@ -66,8 +66,10 @@ impl RealtimeLimits {
 
 /// A site's `"realtime"` section of `fazt.json`, e.g.
 /// `{"clientPublish": ["chat-*", "presence-room"], "allowedOrigins": ["https://*.example.com"]}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+///
+/// Read as part of `sites::SiteConfig`, which refuses unknown keys at deploy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SiteRealtime {
     /// Channel patterns on which browsers may publish (`*` matches any run
     /// of characters). Elsewhere only functions and operators publish.
@@ -103,20 +105,6 @@ impl SiteRealtime {
             }
         }
         Ok(())
-    }
-
-    /// Reads the realtime section out of a whole `fazt.json` (other keys are
-    /// the deploy's business). A file that does not parse grants nothing.
-    pub fn from_site_config(bytes: &[u8]) -> SiteRealtime {
-        #[derive(Deserialize)]
-        struct Whole {
-            #[serde(default)]
-            realtime: Option<SiteRealtime>,
-        }
-        serde_json::from_slice::<Whole>(bytes)
-            .ok()
-            .and_then(|w| w.realtime)
-            .unwrap_or_default()
     }
 
     pub fn allows_client_publish(&self, channel: &str) -> bool {
@@ -234,17 +222,7 @@ mod tests {
     }
 
     #[test]
-    fn site_config() {
-        let rt = SiteRealtime::from_site_config(
-            br#"{"spa": true, "realtime": {"clientPublish": ["chat-*"]}}"#,
-        );
-        assert!(rt.allows_client_publish("chat-1"));
-        assert!(!rt.allows_client_publish("news"));
-        assert_eq!(
-            SiteRealtime::from_site_config(b"{}"),
-            SiteRealtime::default()
-        );
-        assert!(serde_json::from_str::<SiteRealtime>(r#"{"clientPublsh": []}"#).is_err());
+    fn validation() {
         let bad = SiteRealtime {
             client_publish: vec![String::new()],
             ..Default::default()

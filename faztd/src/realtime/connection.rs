@@ -30,11 +30,9 @@ use warp::http::header::{self, HeaderMap, HeaderValue};
 use warp::http::{Method, Request, StatusCode};
 use warp::reply::Response;
 
+use super::config::SiteRealtime;
 use super::frames::{self, ClientFrame, ErrorCode};
-use super::hub::{ClientHandle, Closing, RealtimeError};
-use crate::http::catalog::SiteCatalog;
-use crate::http::host::HostRoute;
-use crate::http::{responses, HttpState};
+use super::hub::{ChannelHub, ClientHandle, Closing, RealtimeError};
 
 /// The path of the realtime endpoint on every site host.
 pub const WS_PATH: &str = "/_ws";
@@ -47,8 +45,17 @@ const BATCH: usize = 64;
 
 type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
-/// Answers a request for [`WS_PATH`]: upgrades it, or says why not.
-pub fn accept(mut req: Request<Incoming>, state: &Arc<HttpState>) -> Response {
+/// The site a realtime request is for, as the HTTP layer resolved it.
+pub struct SiteTarget<'a> {
+    pub name: &'a str,
+    /// The live version's `realtime` section.
+    pub config: &'a SiteRealtime,
+    /// The `Host` the client reached the site at (for the origin check).
+    pub host: &'a str,
+}
+
+/// Answers a request for [`WS_PATH`] on `site`: upgrades it, or says why not.
+pub fn accept(mut req: Request<Incoming>, site: SiteTarget<'_>, hub: &Arc<ChannelHub>) -> Response {
     let headers = req.headers();
     let wants_ws = req.method() == Method::GET
         && has_token(headers, header::CONNECTION, "upgrade")
@@ -80,23 +87,11 @@ pub fn accept(mut req: Request<Incoming>, state: &Arc<HttpState>) -> Response {
         return refuse(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing");
     };
     let accept_key = derive_accept_key(key.as_bytes());
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let served = match state.resolver.resolve(host) {
-        HostRoute::Malformed => return refuse(StatusCode::BAD_REQUEST, "malformed Host header"),
-        HostRoute::Unknown => None,
-        HostRoute::Site(name) => state.catalog.site(&name),
-    };
-    let Some(served) = served else {
-        return refuse(StatusCode::NOT_FOUND, "there is no site at this host");
-    };
     // Browsers send Origin with every WebSocket handshake; other clients
     // (curl, servers, faztctl) usually do not, and are let in.
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
-        if !served.realtime.allows_origin(origin, host) {
+        if !site.config.allows_origin(origin, site.host) {
             return refuse(
                 StatusCode::FORBIDDEN,
                 &format!(
@@ -106,13 +101,11 @@ pub fn accept(mut req: Request<Incoming>, state: &Arc<HttpState>) -> Response {
             );
         }
     }
-    let site = served.name.clone();
-    let client = match state.realtime.connect(&site) {
+    let client = match hub.connect(site.name) {
         Ok(client) => client,
         Err(err) => return refuse(StatusCode::SERVICE_UNAVAILABLE, &err.to_string()),
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let catalog = state.catalog.clone();
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
@@ -123,12 +116,13 @@ pub fn accept(mut req: Request<Incoming>, state: &Arc<HttpState>) -> Response {
                     Some(config),
                 )
                 .await;
-                Connection::new(ws, client, catalog).run().await;
+                Connection::new(ws, client).run().await;
             }
             Err(err) => tracing::debug!("websocket upgrade failed: {err}"),
         }
     });
-    let mut res = responses::empty(StatusCode::SWITCHING_PROTOCOLS);
+    let mut res = Response::new(bytes::Bytes::new().into());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = res.headers_mut();
     h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -139,8 +133,18 @@ pub fn accept(mut req: Request<Incoming>, state: &Arc<HttpState>) -> Response {
     res
 }
 
+/// A refusal as JSON, like every error the HTTP layer gives.
 fn refuse(status: StatusCode, why: &str) -> Response {
-    responses::json(status, &serde_json::json!({ "error": why }))
+    let body = serde_json::json!({ "error": why }).to_string();
+    let mut res = Response::new(bytes::Bytes::from(body).into());
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
@@ -177,18 +181,16 @@ enum Ending {
 struct Connection {
     ws: Socket,
     client: ClientHandle,
-    catalog: Arc<SiteCatalog>,
     subs: StreamMap<String, BroadcastStream<Message>>,
     heartbeat: Duration,
 }
 
 impl Connection {
-    fn new(ws: Socket, client: ClientHandle, catalog: Arc<SiteCatalog>) -> Connection {
+    fn new(ws: Socket, client: ClientHandle) -> Connection {
         let heartbeat = client.hub().limits().heartbeat;
         Connection {
             ws,
             client,
-            catalog,
             subs: StreamMap::new(),
             heartbeat,
         }
@@ -370,10 +372,13 @@ impl Connection {
                     return self.refuse(&RealtimeError::BadChannel, &channel).await;
                 }
                 let site = self.client.site();
+                // The live version's rules: a rollback or redeploy applies
+                // to connections already open.
                 let allowed = self
-                    .catalog
-                    .site(site)
-                    .is_some_and(|s| s.realtime.allows_client_publish(&channel));
+                    .client
+                    .hub()
+                    .site_config(site)
+                    .is_some_and(|c| c.allows_client_publish(&channel));
                 if !allowed {
                     let why = format!(
                         "clients may not publish on {channel:?}: list a matching pattern in \

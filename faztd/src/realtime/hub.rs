@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::config::RealtimeLimits;
+use super::config::{RealtimeLimits, SiteRealtime};
 use super::frames;
 
 /// Why the hub refused something.
@@ -75,6 +75,9 @@ pub struct Subscription {
 
 pub struct ChannelHub {
     sites: Mutex<HashMap<String, SiteChannels>>,
+    /// Each live site's `realtime` section of `fazt.json`, kept current by
+    /// the sites service (deploys, rollbacks, removals).
+    configs: RwLock<HashMap<String, Arc<SiteRealtime>>>,
     limits: RwLock<RealtimeLimits>,
     /// Message ids come from one counter seeded with the start time in
     /// microseconds, so they increase per channel even across a restart or
@@ -141,6 +144,7 @@ impl ChannelHub {
             .unwrap_or(1);
         ChannelHub {
             sites: Mutex::new(HashMap::new()),
+            configs: RwLock::new(HashMap::new()),
             limits: RwLock::new(limits),
             next_id: AtomicU64::new(seed),
             next_client: AtomicU64::new(1),
@@ -259,9 +263,27 @@ impl ChannelHub {
         })
     }
 
+    /// The live version's realtime configuration of `site`.
+    pub fn set_site_config(&self, site: &str, config: SiteRealtime) {
+        self.configs
+            .write()
+            .expect("configs lock")
+            .insert(site.to_string(), Arc::new(config));
+    }
+
+    /// The realtime configuration of `site`'s live version (`None`: no such site).
+    pub fn site_config(&self, site: &str) -> Option<Arc<SiteRealtime>> {
+        self.configs
+            .read()
+            .expect("configs lock")
+            .get(site)
+            .cloned()
+    }
+
     /// Forgets a removed site's channels and their history, and tells its
     /// connections to close. A new site of the same name starts empty.
     pub fn remove_site(&self, site: &str) {
+        self.configs.write().expect("configs lock").remove(site);
         let mut sites = self.sites.lock().expect("hub lock");
         let Some(entry) = sites.get_mut(site) else {
             return;

@@ -21,9 +21,16 @@ pub struct VersionRecord {
     pub created_at: u64,
     pub file_count: u64,
     pub total_bytes: u64,
-    /// Serve `index.html` for unknown paths (single-page apps).
+    /// Serve `index.html` for unknown paths (single-page apps). Also inside
+    /// `config`; kept on its own for versions stored before `config` was, and
+    /// for older faztd builds reading this database.
     #[serde(default)]
     pub spa: bool,
+    /// The site configuration (`fazt.json`) as checked by the deploy, opaque
+    /// to the store (`sites::SiteConfig` reads it). `None` for versions
+    /// deployed before it was stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
 }
 
 /// A file of a version: a path bound to a blob.

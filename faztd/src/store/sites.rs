@@ -75,12 +75,28 @@ impl Store {
         }))
     }
 
+    /// One file of one version of `site`, if it has it.
+    pub fn version_file(&self, site: &str, version: u64, path: &str) -> Result<Option<FileRecord>> {
+        let txn = self.db.begin_read()?;
+        let files = txn.open_table(FILES)?;
+        files
+            .get((site, version, path))?
+            .map(|v| records::decode(v.value()))
+            .transpose()
+    }
+
     /// Writes a new version of `site` from files whose blobs are all stored,
     /// and makes it live, in one transaction. Returns the new version's id.
     ///
     /// Paths must already be validated by the caller. Versions beyond the
     /// retention setting are dropped in the same transaction.
-    pub fn commit_version(&self, site: &str, files: &[NewFile], spa: bool) -> Result<u64> {
+    pub fn commit_version(
+        &self,
+        site: &str,
+        files: &[NewFile],
+        spa: bool,
+        config: Option<serde_json::Value>,
+    ) -> Result<u64> {
         let retain = self
             .setting("retain_versions")?
             .and_then(|v| v.parse::<usize>().ok())
@@ -125,6 +141,7 @@ impl Store {
                 file_count: files.len() as u64,
                 total_bytes: total,
                 spa,
+                config,
             };
             let mut versions = txn.open_table(VERSIONS)?;
             versions.insert((site, id), records::encode(&version)?.as_slice())?;

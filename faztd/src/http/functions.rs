@@ -10,10 +10,10 @@ use warp::http::header::{HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL, CONT
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
-use super::invocation::{FnError, FnRequest, Invocation};
-use super::pool::FunctionPool;
-use super::routes::{FunctionSet, RouteMatch};
-use crate::http::responses;
+use super::responses;
+use crate::functions::invocation::{FnError, FnRequest, Invocation};
+use crate::functions::pool::FunctionPool;
+use crate::functions::routes::{FunctionSet, RouteMatch};
 
 pub struct FunctionRequest<'a> {
     pub method: &'a Method,

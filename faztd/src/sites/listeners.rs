@@ -1,0 +1,33 @@
+//! How the views below the sites service follow site changes. (The serving
+//! catalog, which belongs to `http`, implements [`SiteListener`] itself.)
+
+use super::{SiteChange, SiteListener};
+use crate::functions::logs::SiteLogs;
+use crate::realtime::ChannelHub;
+use crate::store::StoreError;
+
+/// Realtime follows each live version's `realtime` section (who may publish,
+/// which pages may connect); a removed site loses its channels and history
+/// and its connections are closed.
+impl SiteListener for ChannelHub {
+    fn site_changed(&self, change: &SiteChange) -> Result<(), StoreError> {
+        match change {
+            SiteChange::Live { site, config, .. } => {
+                self.set_site_config(site, config.realtime.clone())
+            }
+            SiteChange::Removed { site } => self.remove_site(site),
+        }
+        Ok(())
+    }
+}
+
+/// A removed site's function log is forgotten, so a new site of the same
+/// name starts with an empty one.
+impl SiteListener for SiteLogs {
+    fn site_changed(&self, change: &SiteChange) -> Result<(), StoreError> {
+        if let SiteChange::Removed { site } = change {
+            self.forget(site);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,330 @@
+//! The sites service: the one place that changes sites.
+//!
+//! Every change to which versions exist or are live — a deploy's commit, a
+//! rollback, a removal — and the garbage collection that follows goes
+//! through [`Sites`]. It takes the write lock that orders them, changes the
+//! store in one transaction, and then tells its [`SiteListener`]s (the
+//! serving catalog, the realtime hub, the function logs) what changed, in
+//! order, before the caller hears back. So a control request, and later the
+//! dashboard or a cluster peer, is a thin adapter: it checks its input,
+//! calls one method here, and words the answer.
+//!
+//! Invariants:
+//! - The live version of a site only changes here, under `lock`, in one
+//!   store transaction; listeners hear of it before the lock is released.
+//! - A blob is collected only under `lock`, and never while an open deploy
+//!   refers to it (a deploy's plan pins its blobs from `begin` on).
+//! - Nothing here knows the wire format: arguments and answers are the
+//!   daemon's own types; `control/` converts.
+
+mod config;
+mod deploy;
+mod error;
+mod listeners;
+mod name;
+mod paths;
+#[cfg(test)]
+mod tests;
+
+pub use config::{of_version as config_of_version, SiteConfig, SITE_CONFIG_FILE};
+pub use deploy::{Committed, Manifest, ManifestFile, Plan, UploadChunk};
+pub use error::SiteError;
+pub use name::{SiteName, SiteNameError};
+pub use paths::validate_path;
+
+use std::sync::Arc;
+
+use deploy::DeploySessions;
+
+use crate::functions::FunctionPool;
+use crate::store::{SiteRecord, Store, StoreError, VersionRecord};
+
+/// What changed about a site, as its listeners hear it.
+#[derive(Debug, Clone)]
+pub enum SiteChange {
+    /// `version` is now live (a deploy, a rollback, or the daemon's start),
+    /// configured by `config`.
+    Live {
+        site: SiteName,
+        version: u64,
+        config: Arc<SiteConfig>,
+    },
+    /// The site and all its versions are gone.
+    Removed { site: SiteName },
+}
+
+impl SiteChange {
+    pub fn site(&self) -> &SiteName {
+        match self {
+            SiteChange::Live { site, .. } | SiteChange::Removed { site } => site,
+        }
+    }
+}
+
+/// Something that keeps a view of the sites and must follow their changes.
+///
+/// Called on a blocking thread, under the sites write lock, right after the
+/// store changed: a listener may read the store, and must not call back
+/// into [`Sites`]. An error is reported to whoever made the change (the
+/// store already holds it).
+pub trait SiteListener: Send + Sync {
+    fn site_changed(&self, change: &SiteChange) -> Result<(), StoreError>;
+}
+
+/// A site as `faztctl sites` lists it.
+#[derive(Debug, Clone)]
+pub struct SiteSummary {
+    pub site: SiteRecord,
+    pub versions: u64,
+    /// The live version's record.
+    pub live: Option<VersionRecord>,
+}
+
+/// What a rollback did.
+#[derive(Debug, Clone)]
+pub struct RolledBack {
+    pub site: SiteName,
+    pub from: u64,
+    pub to: u64,
+}
+
+pub struct Sites {
+    store: Arc<Store>,
+    /// Serialises what changes which versions are live or referenced:
+    /// commits, rollbacks, removals and garbage collection.
+    lock: tokio::sync::Mutex<()>,
+    deploys: DeploySessions,
+    listeners: Vec<Arc<dyn SiteListener>>,
+    /// Compiles a deploy's functions before it goes live (`None` in tests
+    /// that deploy no functions).
+    functions: Option<Arc<FunctionPool>>,
+}
+
+impl Sites {
+    pub fn new(
+        store: Arc<Store>,
+        functions: Option<Arc<FunctionPool>>,
+        listeners: Vec<Arc<dyn SiteListener>>,
+    ) -> Arc<Sites> {
+        Arc::new(Sites {
+            store,
+            lock: tokio::sync::Mutex::new(()),
+            deploys: DeploySessions::default(),
+            listeners,
+            functions,
+        })
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// At start: tells the listeners about every site's live version, and
+    /// collects what deploys interrupted by a crash left behind.
+    pub async fn start(self: &Arc<Self>) -> Result<(), SiteError> {
+        let _guard = self.lock.lock().await;
+        self.blocking(|s| {
+            for site in s.store.sites()? {
+                let name = SiteName::parse(&site.name).map_err(|_| {
+                    StoreError::Inconsistent(format!(
+                        "the store holds a site named {:?}",
+                        site.name
+                    ))
+                })?;
+                let config = s.live_config(&name, site.live)?;
+                s.announce(&SiteChange::Live {
+                    site: name,
+                    version: site.live,
+                    config,
+                })?;
+            }
+            s.collect_garbage();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every site with its live version.
+    pub async fn list(self: &Arc<Self>) -> Result<Vec<SiteSummary>, SiteError> {
+        self.blocking(|s| {
+            let mut out = Vec::new();
+            for site in s.store.sites()? {
+                let versions = s.store.versions(&site.name)?;
+                out.push(SiteSummary {
+                    live: versions.iter().find(|v| v.id == site.live).cloned(),
+                    versions: versions.len() as u64,
+                    site,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// A site's versions, newest first, with the site's record.
+    pub async fn history(
+        self: &Arc<Self>,
+        site: &SiteName,
+    ) -> Result<(SiteRecord, Vec<VersionRecord>), SiteError> {
+        let site = site.clone();
+        self.blocking(move |s| {
+            let record = s.existing(&site)?;
+            let mut versions = s.store.versions(&site)?;
+            versions.reverse();
+            Ok((record, versions))
+        })
+        .await
+    }
+
+    /// Makes `version` (default: the newest one older than the live one) live.
+    pub async fn rollback(
+        self: &Arc<Self>,
+        site: &SiteName,
+        version: Option<u64>,
+    ) -> Result<RolledBack, SiteError> {
+        let site = site.clone();
+        let _guard = self.lock.lock().await;
+        self.blocking(move |s| {
+            let record = s.existing(&site)?;
+            let versions = s.store.versions(&site)?;
+            let target = match version {
+                Some(v) => v,
+                None => versions
+                    .iter()
+                    .rev()
+                    .map(|v| v.id)
+                    .find(|id| *id < record.live)
+                    .ok_or_else(|| {
+                        SiteError::NotFound(format!(
+                            "{site} has no version older than the live one ({}) to roll back to",
+                            record.live
+                        ))
+                    })?,
+            };
+            if target == record.live {
+                return Err(SiteError::Invalid(format!(
+                    "version {target} of {site} is already live"
+                )));
+            }
+            s.store.set_live(&site, target)?;
+            let config = s.live_config(&site, target)?;
+            s.announce(&SiteChange::Live {
+                site: site.clone(),
+                version: target,
+                config,
+            })?;
+            tracing::info!(site = %site, from = record.live, to = target, "rolled back");
+            Ok(RolledBack {
+                site,
+                from: record.live,
+                to: target,
+            })
+        })
+        .await
+    }
+
+    /// Removes a site, its versions and its function data; its blobs are
+    /// collected unless another site shares them.
+    pub async fn remove(self: &Arc<Self>, site: &SiteName) -> Result<(), SiteError> {
+        let site = site.clone();
+        let _guard = self.lock.lock().await;
+        self.blocking(move |s| {
+            s.store.remove_site(&site)?;
+            let result = s.announce(&SiteChange::Removed { site: site.clone() });
+            tracing::info!(site = %site, "site removed");
+            s.collect_garbage();
+            result
+        })
+        .await
+    }
+
+    /// Deploys still open (begun, not committed or cancelled).
+    pub fn open_deploys(&self) -> usize {
+        self.deploys.open_count()
+    }
+
+    /// Runs a garbage collection now (under the write lock).
+    pub async fn collect_now(self: &Arc<Self>) -> Result<(), SiteError> {
+        let _guard = self.lock.lock().await;
+        self.blocking(|s| {
+            s.collect_garbage();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Tells every listener, in order; the first error is returned, after
+    /// the others were told too (each view should be as current as it can).
+    fn announce(&self, change: &SiteChange) -> Result<(), SiteError> {
+        let mut first_error = None;
+        for listener in &self.listeners {
+            if let Err(err) = listener.site_changed(change) {
+                tracing::error!(site = %change.site(), error = %err, "a view of the sites could not follow a change");
+                first_error.get_or_insert(err);
+            }
+        }
+        match first_error {
+            Some(err) => Err(err.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// The configuration of `site`'s version `version`.
+    fn live_config(&self, site: &SiteName, version: u64) -> Result<Arc<SiteConfig>, SiteError> {
+        let record = self
+            .store
+            .versions(site)?
+            .into_iter()
+            .find(|v| v.id == version)
+            .ok_or_else(|| StoreError::NoSuchVersion {
+                site: site.to_string(),
+                version,
+            })?;
+        Ok(Arc::new(config::of_version(&self.store, site, &record)?))
+    }
+
+    fn existing(&self, site: &SiteName) -> Result<SiteRecord, SiteError> {
+        self.store
+            .site(site)?
+            .ok_or_else(|| SiteError::NotFound(format!("there is no site named {site}")))
+    }
+
+    /// Removes unreferenced blobs and orphan chunks, sparing open deploys.
+    /// Call with the write lock held, on a blocking thread.
+    fn collect_garbage(&self) {
+        let pinned = self.deploys.pinned();
+        match self.store.collect_garbage(&pinned) {
+            Ok(c) if c.blobs > 0 || c.orphan_chunks > 0 => {
+                tracing::info!(
+                    blobs = c.blobs,
+                    orphan_chunks = c.orphan_chunks,
+                    "collected garbage"
+                )
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "garbage collection failed"),
+        }
+    }
+
+    /// Collects garbage in the background (after a deploy was abandoned,
+    /// where nobody waits for the answer).
+    fn collect_in_background(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let sites = self.clone();
+        runtime.spawn(async move {
+            let _ = sites.collect_now().await;
+        });
+    }
+
+    /// Runs blocking store work off the async reactor.
+    async fn blocking<T, F>(self: &Arc<Self>, work: F) -> Result<T, SiteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Sites) -> Result<T, SiteError> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || work(&this)).await?
+    }
+}

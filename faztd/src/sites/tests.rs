@@ -1,0 +1,366 @@
+//! The sites service in process: a real store in a temp dir, no socket, and
+//! a listener that records what it was told.
+
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::store::CHUNK_SIZE;
+
+/// Records every change, as "live NAME VERSION spa=BOOL" / "removed NAME".
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl SiteListener for Recorder {
+    fn site_changed(&self, change: &SiteChange) -> Result<(), StoreError> {
+        let line = match change {
+            SiteChange::Live {
+                site,
+                version,
+                config,
+            } => format!("live {site} {version} spa={}", config.spa),
+            SiteChange::Removed { site } => format!("removed {site}"),
+        };
+        self.0.lock().unwrap().push(line);
+        Ok(())
+    }
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    sites: Arc<Sites>,
+    heard: Arc<Recorder>,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("data.redb")).unwrap());
+    let heard = Arc::new(Recorder::default());
+    let sites = Sites::new(store.clone(), None, vec![heard.clone()]);
+    Fixture {
+        _dir: dir,
+        store,
+        sites,
+        heard,
+    }
+}
+
+fn name(s: &str) -> SiteName {
+    SiteName::parse(s).unwrap()
+}
+
+fn manifest(site: &str, files: &[(&str, &[u8])]) -> Manifest {
+    Manifest {
+        site: name(site),
+        files: files
+            .iter()
+            .map(|(path, data)| ManifestFile {
+                path: path.to_string(),
+                hash: *blake3::hash(data).as_bytes(),
+                size: data.len() as u64,
+            })
+            .collect(),
+    }
+}
+
+/// Uploads every missing blob of `files` for `plan`, in store-sized chunks.
+async fn upload_missing(f: &Fixture, owner: u64, plan: &Plan, files: &[(&str, &[u8])]) {
+    for (_, data) in files {
+        let hash = *blake3::hash(data).as_bytes();
+        if !plan.missing.contains(&hash) {
+            continue;
+        }
+        let chunks = data
+            .chunks(CHUNK_SIZE)
+            .enumerate()
+            .map(|(n, part)| UploadChunk {
+                hash,
+                offset: (n * CHUNK_SIZE) as u64,
+                data: part.to_vec(),
+            })
+            .collect();
+        f.sites.upload(owner, plan.deploy_id, chunks).await.unwrap();
+    }
+}
+
+async fn deploy(f: &Fixture, site: &str, files: &[(&str, &[u8])]) -> Result<Committed, SiteError> {
+    let plan = f.sites.begin_deploy(1, manifest(site, files)).await?;
+    upload_missing(f, 1, &plan, files).await;
+    f.sites.commit_deploy(1, plan.deploy_id).await
+}
+
+fn blob_count(f: &Fixture, data: &[u8]) -> bool {
+    f.store.has_blob(blake3::hash(data).as_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn a_deploy_goes_live_and_its_listeners_hear_it_with_the_config() {
+    let f = fixture();
+    let done = deploy(
+        &f,
+        "blog",
+        &[
+            ("index.html", b"<h1>hi</h1>"),
+            ("fazt.json", br#"{"spa": true}"#),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.files, 2);
+    assert_eq!(
+        f.heard.take(),
+        [format!("live blog {} spa=true", done.version)]
+    );
+    let live = f.store.live_version("blog").unwrap().unwrap();
+    assert_eq!(live.version.id, done.version);
+    let stored = live
+        .version
+        .config
+        .expect("the config is stored with the version");
+    assert!(SiteConfig::from_stored(&stored).unwrap().spa);
+    assert_eq!(f.sites.open_deploys(), 0);
+}
+
+#[tokio::test]
+async fn rollback_brings_back_the_old_versions_config() {
+    let f = fixture();
+    let v1 = deploy(
+        &f,
+        "app",
+        &[("fazt.json", br#"{"spa": true}"#), ("a", b"1")],
+    )
+    .await
+    .unwrap()
+    .version;
+    let v2 = deploy(&f, "app", &[("a", b"2")]).await.unwrap().version;
+    f.heard.take();
+    let done = f.sites.rollback(&name("app"), None).await.unwrap();
+    assert_eq!((done.from, done.to), (v2, v1));
+    assert_eq!(f.heard.take(), [format!("live app {v1} spa=true")]);
+    // Already live: refused, nothing announced.
+    let err = f.sites.rollback(&name("app"), Some(v1)).await.unwrap_err();
+    assert!(err.to_string().contains("already live"), "{err}");
+    // No older version: a clear "not found".
+    assert!(matches!(
+        f.sites.rollback(&name("app"), None).await,
+        Err(SiteError::NotFound(_))
+    ));
+    assert!(f.heard.take().is_empty());
+}
+
+#[tokio::test]
+async fn removal_is_announced_and_its_blobs_collected() {
+    let f = fixture();
+    deploy(&f, "gone", &[("only-here.txt", b"unique bytes")])
+        .await
+        .unwrap();
+    deploy(&f, "kept", &[("shared.txt", b"shared")])
+        .await
+        .unwrap();
+    deploy(&f, "gone", &[("shared.txt", b"shared")])
+        .await
+        .unwrap();
+    f.heard.take();
+    f.sites.remove(&name("gone")).await.unwrap();
+    assert_eq!(f.heard.take(), ["removed gone"]);
+    assert!(f.store.site("gone").unwrap().is_none());
+    assert!(
+        !blob_count(&f, b"unique bytes"),
+        "an unreferenced blob stays"
+    );
+    assert!(
+        blob_count(&f, b"shared"),
+        "a blob another site uses was collected"
+    );
+    assert!(matches!(
+        f.sites.remove(&name("gone")).await,
+        Err(SiteError::Store(StoreError::NoSuchSite(_)))
+    ));
+}
+
+#[tokio::test]
+async fn a_refused_commit_changes_nothing_and_collects_what_was_sent() {
+    let f = fixture();
+    let v1 = deploy(&f, "s", &[("index.html", b"v1")])
+        .await
+        .unwrap()
+        .version;
+    f.heard.take();
+
+    // A fazt.json with a typo: refused by name, v1 stays live.
+    let files: &[(&str, &[u8])] = &[("index.html", b"v2"), ("fazt.json", br#"{"sap": 1}"#)];
+    let err = deploy(&f, "s", files).await.unwrap_err().to_string();
+    assert!(err.contains("unknown key \"sap\""), "{err}");
+    assert_eq!(f.store.site("s").unwrap().unwrap().live, v1);
+    assert!(!blob_count(&f, b"v2"), "the refused deploy's blob was kept");
+
+    // An upload that stops half-way: the commit is refused.
+    let big = vec![7u8; CHUNK_SIZE + 10];
+    let plan = f
+        .sites
+        .begin_deploy(1, manifest("s", &[("big.bin", &big)]))
+        .await
+        .unwrap();
+    let first = UploadChunk {
+        hash: *blake3::hash(&big).as_bytes(),
+        offset: 0,
+        data: big[..CHUNK_SIZE].to_vec(),
+    };
+    f.sites
+        .upload(1, plan.deploy_id, vec![first])
+        .await
+        .unwrap();
+    let err = f.sites.commit_deploy(1, plan.deploy_id).await.unwrap_err();
+    assert!(err.to_string().contains("incomplete"), "{err}");
+    assert_eq!(f.store.site("s").unwrap().unwrap().live, v1);
+    assert!(f.heard.take().is_empty());
+}
+
+#[tokio::test]
+async fn uploads_are_checked_and_deploys_belong_to_their_owner() {
+    let f = fixture();
+    let data = b"hello".as_slice();
+    let plan = f
+        .sites
+        .begin_deploy(1, manifest("s", &[("a.txt", data)]))
+        .await
+        .unwrap();
+    assert_eq!(plan.missing_bytes, 5);
+    // Another owner cannot touch it.
+    let chunk = || UploadChunk {
+        hash: *blake3::hash(data).as_bytes(),
+        offset: 0,
+        data: data.to_vec(),
+    };
+    assert!(matches!(
+        f.sites.upload(2, plan.deploy_id, vec![chunk()]).await,
+        Err(SiteError::NotFound(_))
+    ));
+    // A chunk at the wrong offset ends the deploy.
+    let wrong = UploadChunk {
+        offset: 1,
+        ..chunk()
+    };
+    let err = f
+        .sites
+        .upload(1, plan.deploy_id, vec![wrong])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("expected offset 0"), "{err}");
+    assert_eq!(f.sites.open_deploys(), 0);
+}
+
+#[tokio::test]
+async fn an_open_deploy_pins_its_blobs_until_its_owner_goes_away() {
+    let f = fixture();
+    let data = b"needed by the open deploy".as_slice();
+    // Stored by one site, then unreferenced when that site is removed...
+    deploy(&f, "old", &[("x", data)]).await.unwrap();
+    let plan = f
+        .sites
+        .begin_deploy(7, manifest("new", &[("x", data)]))
+        .await
+        .unwrap();
+    assert!(plan.missing.is_empty(), "the plan reuses the stored blob");
+    f.sites.remove(&name("old")).await.unwrap();
+    // ...but the open deploy still needs it: the collection spared it.
+    assert!(blob_count(&f, data));
+    f.sites.commit_deploy(7, plan.deploy_id).await.unwrap();
+    assert!(blob_count(&f, data));
+
+    // When the owner goes away, its deploys are cancelled.
+    let other = b"uploaded then abandoned".as_slice();
+    let plan = f
+        .sites
+        .begin_deploy(8, manifest("new", &[("y", other)]))
+        .await
+        .unwrap();
+    upload_missing(&f, 8, &plan, &[("y", other)]).await;
+    f.sites.cancel_deploys_of(8);
+    assert_eq!(f.sites.open_deploys(), 0);
+    f.sites.collect_now().await.unwrap();
+    assert!(!blob_count(&f, other), "an abandoned upload was kept");
+}
+
+#[tokio::test]
+async fn manifests_are_checked_before_anything_is_stored() {
+    let f = fixture();
+    for (files, expect) in [
+        (vec![("../x", b"a".as_slice())], "climbs"),
+        (vec![("/abs", b"a".as_slice())], "absolute"),
+        (
+            vec![("a", b"1".as_slice()), ("a", b"2".as_slice())],
+            "twice",
+        ),
+    ] {
+        let err = f
+            .sites
+            .begin_deploy(1, manifest("s", &files))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(expect), "{err}");
+    }
+    f.store.set_setting("max_files", "1").unwrap();
+    let err = f
+        .sites
+        .begin_deploy(1, manifest("s", &[("a", b"1"), ("b", b"2")]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SiteError::TooLarge(_)), "{err}");
+    assert_eq!(f.sites.open_deploys(), 0);
+}
+
+#[tokio::test]
+async fn start_announces_every_live_site() {
+    let f = fixture();
+    deploy(&f, "a", &[("i", b"1")]).await.unwrap();
+    let vb = deploy(&f, "b", &[("fazt.json", br#"{"spa": true}"#)])
+        .await
+        .unwrap()
+        .version;
+    f.heard.take();
+    // A new service over the same store, as at the daemon's next start.
+    let heard = Arc::new(Recorder::default());
+    let sites = Sites::new(f.store.clone(), None, vec![heard.clone()]);
+    sites.start().await.unwrap();
+    let mut lines = heard.take();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "live a 1 spa=false".to_string(),
+            format!("live b {vb} spa=true")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_listener_is_reported_after_the_others_heard() {
+    struct Broken;
+    impl SiteListener for Broken {
+        fn site_changed(&self, _: &SiteChange) -> Result<(), StoreError> {
+            Err(StoreError::Inconsistent("the view broke".into()))
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("d.redb")).unwrap());
+    let heard = Arc::new(Recorder::default());
+    let sites = Sites::new(store.clone(), None, vec![Arc::new(Broken), heard.clone()]);
+    let f = Fixture {
+        _dir: dir,
+        store,
+        sites,
+        heard,
+    };
+    let err = deploy(&f, "s", &[("i", b"1")]).await.unwrap_err();
+    assert!(err.to_string().contains("the view broke"), "{err}");
+    assert_eq!(f.heard.take().len(), 1, "the second listener was not told");
+    // The store holds the change: it is not rolled back by a view's failure.
+    assert!(f.store.site("s").unwrap().is_some());
+}
