@@ -27,7 +27,15 @@ pub async fn logs(
         .logs
         .read_or_wait(&site, after, limit, wait)
         .await;
-    Ok(lines)
+    Ok(lines
+        .into_iter()
+        .map(|l| LogLine {
+            seq: l.seq,
+            ts_ms: l.ts_ms,
+            level: l.level,
+            message: l.message,
+        })
+        .collect())
 }
 
 pub async fn env_list(instance: &Arc<Instance>, site: String) -> Result<Vec<EnvVar>, RpcError> {

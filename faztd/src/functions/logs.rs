@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-pub use fazt_proto::LogLine;
+pub use crate::store::LogLine;
 
 use crate::store::Store;
 

@@ -86,8 +86,12 @@ impl FunctionPool {
     /// Compiles sources without running them (deploy-time check).
     pub async fn check_syntax(&self, sources: Vec<(String, Vec<u8>)>) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(Some(Job::CheckSyntax(sources, tx)))
+        // A deploy waits for room in the queue rather than being refused as
+        // busy; the wait happens on a blocking thread, not the reactor.
+        let jobs = self.jobs.clone();
+        tokio::task::spawn_blocking(move || jobs.send(Some(Job::CheckSyntax(sources, tx))))
+            .await
+            .map_err(|e| format!("the syntax check could not be queued: {e}"))?
             .map_err(|_| "the function workers are gone".to_string())?;
         rx.await
             .map_err(|_| "the function worker stopped".to_string())?

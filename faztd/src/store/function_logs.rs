@@ -4,12 +4,11 @@
 
 use std::collections::HashMap;
 
-use fazt_proto::LogLine;
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::data::{decode, encode};
 use super::tables::FUNCTION_LOGS;
-use super::{Result, Store};
+use super::{LogLine, Result, Store};
 
 impl Store {
     /// Appends `(site, line)`s in one transaction, then trims each site they

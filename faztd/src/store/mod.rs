@@ -23,7 +23,8 @@ pub use gc::Collected;
 
 pub use error::StoreError;
 pub use records::{
-    BlobRecord, Encoding, FileRecord, LiveFile, LiveVersion, NewFile, SiteRecord, VersionRecord,
+    BlobRecord, Encoding, FileRecord, LiveFile, LiveVersion, LogLine, NewFile, SiteRecord,
+    VersionRecord,
 };
 
 use std::path::{Path, PathBuf};

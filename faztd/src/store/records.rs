@@ -33,6 +33,17 @@ pub struct VersionRecord {
     pub config: Option<serde_json::Value>,
 }
 
+/// One line of a site's function log (`console.*`, errors). Its JSON shape
+/// is the stored format: fields may be added with `#[serde(default)]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Increases per site, across restarts.
+    pub seq: u64,
+    pub ts_ms: u64,
+    pub level: String,
+    pub message: String,
+}
+
 /// A file of a version: a path bound to a blob.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FileRecord {

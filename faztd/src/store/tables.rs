@@ -41,7 +41,7 @@ pub const DOCS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::ne
 /// (site, name) → environment value.
 pub const ENV: TableDefinition<(&str, &str), &str> = TableDefinition::new("env");
 
-/// (site, sequence number) → `fazt_proto::LogLine`: the newest function log lines
+/// (site, sequence number) → `records::LogLine`: the newest function log lines
 /// of each site (`faztctl logs`), so they outlive a restart.
 pub const FUNCTION_LOGS: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("function_logs");

@@ -3,11 +3,38 @@
 //! (for `faztctl restart`). The unit is found by our pid (GetUnitByPID), so
 //! a unit someone wrote by hand under another name works too.
 
-use fazt_proto::{RestartTicket, UnitStatus};
 use zbus::Connection;
 
 use super::dbus::{self, SystemdManagerProxy};
 use super::Scope;
+
+/// Our unit as its manager reports it.
+#[derive(Debug, Clone)]
+pub struct UnitState {
+    pub unit: String,
+    pub scope: Scope,
+    pub load_state: String,
+    pub active_state: String,
+    pub sub_state: String,
+    /// `enabled`, `disabled`, ... (empty when systemd does not say).
+    pub unit_file_state: String,
+    /// When the unit last became active, in µs since the epoch (0: never).
+    pub active_since_usec: u64,
+    /// Automatic restarts so far (NRestarts).
+    pub restarts: u32,
+    pub main_pid: u32,
+}
+
+/// A restart systemd has queued for our unit.
+#[derive(Debug, Clone)]
+pub struct RestartJob {
+    pub unit: String,
+    pub scope: Scope,
+    /// The daemon that asked (and is about to stop).
+    pub old_pid: u32,
+    /// The job's object path.
+    pub job: String,
+}
 
 /// The manager connection and our unit's object path.
 pub struct OwnUnit {
@@ -47,12 +74,12 @@ impl OwnUnit {
     }
 
     /// The unit's state as systemd reports it.
-    pub async fn status(&self) -> zbus::Result<UnitStatus> {
+    pub async fn status(&self) -> zbus::Result<UnitState> {
         let unit = dbus::unit_proxy(&self.conn, self.path.clone()).await?;
         let service = dbus::service_proxy(&self.conn, self.path.clone()).await?;
-        Ok(UnitStatus {
+        Ok(UnitState {
             unit: unit.id().await?,
-            scope: self.scope.as_str().to_string(),
+            scope: self.scope,
             load_state: unit.load_state().await?,
             active_state: unit.active_state().await?,
             sub_state: unit.sub_state().await?,
@@ -66,13 +93,13 @@ impl OwnUnit {
     /// Asks systemd to restart our own unit. systemd answers with the job
     /// before it stops us, so the caller hears back; then SIGTERM arrives and
     /// the daemon shuts down as for any stop, and systemd starts a new one.
-    pub async fn restart(&self) -> zbus::Result<RestartTicket> {
+    pub async fn restart(&self) -> zbus::Result<RestartJob> {
         let unit = dbus::unit_proxy(&self.conn, self.path.clone()).await?;
         let name = unit.id().await?;
         let job = self.manager().await?.restart_unit(&name, "replace").await?;
-        Ok(RestartTicket {
+        Ok(RestartJob {
             unit: name,
-            scope: self.scope.as_str().to_string(),
+            scope: self.scope,
             old_pid: std::process::id(),
             job: job.to_string(),
         })
