@@ -89,10 +89,11 @@ impl FunctionPool {
         // A deploy waits for room in the queue rather than being refused as
         // busy; the wait happens on a blocking thread, not the reactor.
         let jobs = self.jobs.clone();
-        tokio::task::spawn_blocking(move || jobs.send(Some(Job::CheckSyntax(sources, tx))))
+        tokio::task::spawn_blocking(move || jobs.send(Some(Job::CheckSyntax(sources, tx))).is_ok())
             .await
             .map_err(|e| format!("the syntax check could not be queued: {e}"))?
-            .map_err(|_| "the function workers are gone".to_string())?;
+            .then_some(())
+            .ok_or("the function workers are gone")?;
         rx.await
             .map_err(|_| "the function worker stopped".to_string())?
     }
