@@ -21,6 +21,7 @@ use crate::instance::Instance;
 use crate::realtime::{ChannelHub, RealtimeLimits};
 use crate::seed;
 use crate::settings;
+use crate::shutdown::Shutdown;
 use crate::sites::{SiteListener, Sites};
 use crate::store::Store;
 use crate::systemd::notify;
@@ -101,7 +102,9 @@ pub async fn run(
     let control_listener = control::bind(&options.socket)?;
 
     let catalog = Arc::new(SiteCatalog::new(store.clone()));
-    let realtime = Arc::new(ChannelHub::new(RealtimeLimits::load(&store)?));
+    // Every long-running task ends on this, and the daemon waits for them.
+    let stop = Shutdown::new();
+    let realtime = Arc::new(ChannelHub::new(RealtimeLimits::load(&store)?, stop.clone()));
     let functions = Arc::new(start_functions(&store, realtime.clone())?);
     // The views that follow every site change, in the order they are told.
     let listeners: Vec<Arc<dyn SiteListener>> =
@@ -129,7 +132,11 @@ pub async fn run(
         functions,
         realtime: realtime.clone(),
     });
-    let control_task = tokio::spawn(control::serve(control_listener, instance.clone()));
+    stop.spawn(control::serve(
+        control_listener,
+        instance.clone(),
+        stop.clone(),
+    ));
     print_banner(
         bound,
         &decision,
@@ -151,32 +158,23 @@ pub async fn run(
         catalog.site_names().len(),
         decision.domain
     ));
-    let watchdog = notify::spawn_watchdog({
-        let store = store.clone();
-        move || store.setting("domain").is_ok()
-    });
+    notify::spawn_watchdog(
+        {
+            let store = store.clone();
+            move || store.setting("domain").is_ok()
+        },
+        &stop,
+    );
+    stop.spawn(fazt_http::serve(listener, state, stop.clone()));
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(fazt_http::serve(listener, state, async {
-        let _ = stop_rx.await;
-    }));
     shutdown.await;
     tracing::info!("shutting down: letting in-flight requests finish");
     notify::stopping();
-    if let Some(watchdog) = watchdog {
-        watchdog.abort();
-    }
-    let _ = stop_tx.send(());
-    // WebSockets are not in-flight requests: tell them to close ("going away").
-    realtime.shutdown();
-    if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
+    // HTTP stops accepting and drains, WebSockets close ("going away"), the
+    // control socket stops accepting, the watchdog stops.
+    if !stop.stop(SHUTDOWN_GRACE).await {
         tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing anyway");
     }
-    if !realtime.wait_closed(Duration::from_secs(2)).await {
-        tracing::warn!("some WebSocket connections did not close in time");
-    }
-    control_task.abort();
-    let _ = control_task.await;
     let _ = std::fs::remove_file(&options.socket);
     // The function workers finish what they run and let go of the
     // database; the log lines still on their way to it are written.

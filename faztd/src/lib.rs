@@ -13,6 +13,7 @@ pub mod logging;
 pub mod realtime;
 pub mod seed;
 pub mod settings;
+pub mod shutdown;
 pub mod sites;
 pub mod store;
 pub mod systemd;

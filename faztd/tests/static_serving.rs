@@ -10,12 +10,13 @@ use faztd::content;
 use faztd::http::catalog::SiteCatalog;
 use faztd::http::host::SiteResolver;
 use faztd::http::HttpState;
+use faztd::shutdown::Shutdown;
 use faztd::store::{NewFile, Store};
 
 /// An in-process server on its own runtime thread; stops when dropped.
 struct TestServer {
     addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: Option<Shutdown>,
     thread: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
@@ -23,7 +24,7 @@ struct TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            stop.begin();
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -68,9 +69,13 @@ fn serve(sites: &[Site]) -> TestServer {
         started: Instant::now(),
         functions: Arc::new(faztd::functions::FunctionPool::start(1, limits, shared).unwrap()),
         function_body_limit: 1 << 20,
-        realtime: Arc::new(faztd::realtime::ChannelHub::new(Default::default())),
+        realtime: Arc::new(faztd::realtime::ChannelHub::new(
+            Default::default(),
+            Shutdown::new(),
+        )),
     });
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stop = Shutdown::new();
+    let stopped = stop.clone();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -81,10 +86,7 @@ fn serve(sites: &[Site]) -> TestServer {
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            faztd::http::serve(listener, state, async {
-                let _ = stopped.await;
-            })
-            .await;
+            faztd::http::serve(listener, state, stopped).await;
         });
     });
     TestServer {
@@ -590,7 +592,7 @@ fn shutdown_lets_in_flight_requests_finish() {
     let mut first = vec![0u8; 64 * 1024];
     stream.read_exact(&mut first).unwrap();
     // Ask the server to stop while the body is still being sent.
-    s.stop.take().unwrap().send(()).unwrap();
+    s.stop.take().unwrap().begin();
     std::thread::sleep(std::time::Duration::from_millis(200));
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest).unwrap();

@@ -29,6 +29,7 @@ use tarpc::tokio_util::codec::length_delimited::LengthDelimitedCodec;
 use tokio::net::UnixListener;
 
 use crate::instance::Instance;
+use crate::shutdown::Shutdown;
 use fazt_proto::Control;
 use service::ControlConnection;
 
@@ -99,14 +100,20 @@ impl<S: tarpc::server::Serve> tarpc::server::Serve for WithRequestId<S> {
     }
 }
 
-/// Accepts control connections until the listener is dropped.
-pub async fn serve(listener: UnixListener, instance: Arc<Instance>) {
+/// Accepts control connections until shutdown begins. Open connections are
+/// not waited for (a `logs -f` poll may wait 30 s): they end with the runtime.
+pub async fn serve(listener: UnixListener, instance: Arc<Instance>, shutdown: Shutdown) {
     let mut codec = LengthDelimitedCodec::builder();
     codec.max_frame_length(fazt_proto::MAX_FRAME_BYTES);
     loop {
-        let conn = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => return,
+        };
+        let conn = match accepted {
             Ok((conn, _)) => conn,
             Err(err) => {
+                // Out of file descriptors, typically: wait a little rather than spin.
                 tracing::warn!(error = %err, "control socket accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;

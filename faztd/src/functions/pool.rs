@@ -24,8 +24,11 @@ enum Job {
 }
 
 pub struct FunctionPool {
-    /// Jobs for the workers; `None` ends the worker that takes it.
-    jobs: crossbeam_channel::Sender<Option<Job>>,
+    /// Jobs for the workers.
+    jobs: crossbeam_channel::Sender<Job>,
+    /// Dropped by `stop`: the workers see the disconnect once the queue is
+    /// empty, and end.
+    running: Mutex<Option<crossbeam_channel::Sender<()>>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     pub limits: Limits,
     pub logs: Arc<SiteLogs>,
@@ -41,20 +44,23 @@ pub struct Shared {
 
 impl FunctionPool {
     pub fn start(workers: usize, limits: Limits, shared: Shared) -> std::io::Result<FunctionPool> {
-        let (tx, rx) = crossbeam_channel::bounded::<Option<Job>>(QUEUE_DEPTH);
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(QUEUE_DEPTH);
+        let (running, stopped) = crossbeam_channel::bounded::<()>(0);
         let mut handles = Vec::new();
         for n in 0..workers.max(1) {
             let rx = rx.clone();
+            let stopped = stopped.clone();
             let shared = shared.clone();
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("fazt-js-{n}"))
                     .stack_size(WORKER_STACK)
-                    .spawn(move || worker(rx, limits, shared))?,
+                    .spawn(move || worker(rx, stopped, limits, shared))?,
             );
         }
         Ok(FunctionPool {
             jobs: tx,
+            running: Mutex::new(Some(running)),
             workers: Mutex::new(handles),
             limits,
             logs: shared.logs,
@@ -65,7 +71,7 @@ impl FunctionPool {
     pub async fn invoke(&self, invocation: Invocation) -> Result<FnResponse, FnError> {
         let (tx, rx) = oneshot::channel();
         self.jobs
-            .try_send(Some(Job::Invoke(invocation, tx)))
+            .try_send(Job::Invoke(invocation, tx))
             .map_err(|_| FnError::Busy)?;
         rx.await
             .map_err(|_| FnError::Internal("the function worker stopped".to_string()))?
@@ -74,10 +80,8 @@ impl FunctionPool {
     /// Ends the workers once they have run what is queued, and waits for
     /// them (blocking): afterwards nothing of theirs holds the database.
     pub fn stop(&self) {
+        drop(self.running.lock().expect("running").take());
         let workers = std::mem::take(&mut *self.workers.lock().expect("workers"));
-        for _ in &workers {
-            let _ = self.jobs.send(None);
-        }
         for worker in workers {
             let _ = worker.join();
         }
@@ -89,7 +93,7 @@ impl FunctionPool {
         // A deploy waits for room in the queue rather than being refused as
         // busy; the wait happens on a blocking thread, not the reactor.
         let jobs = self.jobs.clone();
-        tokio::task::spawn_blocking(move || jobs.send(Some(Job::CheckSyntax(sources, tx))).is_ok())
+        tokio::task::spawn_blocking(move || jobs.send(Job::CheckSyntax(sources, tx)).is_ok())
             .await
             .map_err(|e| format!("the syntax check could not be queued: {e}"))?
             .then_some(())
@@ -99,7 +103,12 @@ impl FunctionPool {
     }
 }
 
-fn worker(jobs: crossbeam_channel::Receiver<Option<Job>>, limits: Limits, shared: Shared) {
+fn worker(
+    jobs: crossbeam_channel::Receiver<Job>,
+    stopped: crossbeam_channel::Receiver<()>,
+    limits: Limits,
+    shared: Shared,
+) {
     let mut engine: Option<Engine> = None;
     loop {
         // With nothing queued, get the next context ready before waiting.
@@ -111,9 +120,13 @@ fn worker(jobs: crossbeam_channel::Receiver<Option<Job>>, limits: Limits, shared
                 engine.prepare();
             }
         }
-        let job = match jobs.recv() {
-            Ok(None) | Err(_) => break,
-            Ok(Some(job)) => job,
+        // Queued jobs first; the stop signal (a disconnect) only when idle.
+        let job = crossbeam_channel::select_biased! {
+            recv(jobs) -> job => match job {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+            recv(stopped) -> _ => break,
         };
         let current = match engine.take() {
             Some(e) => Ok(e),

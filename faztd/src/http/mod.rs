@@ -22,7 +22,6 @@ pub mod request_path;
 pub mod responses;
 pub mod static_files;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,6 +42,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::functions::FunctionPool;
+use crate::shutdown::Shutdown;
 use functions::FunctionRequest;
 
 use crate::realtime::{self, ChannelHub};
@@ -113,17 +113,12 @@ pub fn routes(
         )
 }
 
-/// Serves `routes` on `listener` until `shutdown` resolves, then lets
-/// in-flight requests finish. Requests for `/_ws` go to the realtime hub;
-/// upgraded connections are not waited for here (the hub closes them).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: Arc<HttpState>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+/// Serves `routes` on `listener` until shutdown begins, then lets in-flight
+/// requests finish. Requests for `/_ws` go to the realtime hub; upgraded
+/// connections are not waited for here (they end on the same shutdown).
+pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shutdown: Shutdown) {
     let filter = routes(state.clone());
     let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -133,7 +128,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = shutdown.cancelled() => break,
         };
         // Realtime frames are small and latency matters; HTTP responses are
         // written whole, so this costs them nothing.

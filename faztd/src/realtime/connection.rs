@@ -106,7 +106,7 @@ pub fn accept(mut req: Request<Incoming>, site: SiteTarget<'_>, hub: &Arc<Channe
         Err(err) => return refuse(StatusCode::SERVICE_UNAVAILABLE, &err.to_string()),
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
+    hub.shutdown().spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let config = socket_config(client.hub().limits().max_frame_bytes);

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::config::{RealtimeLimits, SiteRealtime};
 use super::frames;
+use crate::shutdown::Shutdown;
 
 /// Why the hub refused something.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,7 +87,8 @@ pub struct ChannelHub {
     next_id: AtomicU64,
     next_client: AtomicU64,
     connections: AtomicUsize,
-    shutdown: watch::Sender<bool>,
+    /// The daemon's shutdown: connections end on it, and are tracked by it.
+    shutdown: Shutdown,
 }
 
 struct SiteChannels {
@@ -137,7 +139,7 @@ struct ChannelState {
 }
 
 impl ChannelHub {
-    pub fn new(limits: RealtimeLimits) -> ChannelHub {
+    pub fn new(limits: RealtimeLimits, shutdown: Shutdown) -> ChannelHub {
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
@@ -149,7 +151,7 @@ impl ChannelHub {
             next_id: AtomicU64::new(seed),
             next_client: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
-            shutdown: watch::channel(false).0,
+            shutdown,
         }
     }
 
@@ -258,7 +260,7 @@ impl ChannelHub {
             site: site.to_string(),
             id: self.next_client.fetch_add(1, Ordering::Relaxed),
             channels: HashMap::new(),
-            shutdown: self.shutdown.subscribe(),
+            shutdown: self.shutdown.clone(),
             site_removed: entry.removed.subscribe(),
         })
     }
@@ -297,21 +299,9 @@ impl ChannelHub {
         }
     }
 
-    /// Tells every connection to close (they send "going away").
-    pub fn shutdown(&self) {
-        self.shutdown.send_replace(true);
-    }
-
-    /// Waits until every connection has ended, or `timeout` passes.
-    pub async fn wait_closed(&self, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while self.connections.load(Ordering::Relaxed) > 0 {
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        true
+    /// The daemon's shutdown, which connection tasks are spawned on.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
     }
 
     fn existing(&self, site: &str, channel: &str) -> Option<Arc<Channel>> {
@@ -478,7 +468,7 @@ pub struct ClientHandle {
     id: u64,
     /// Subscribed channels, by name, with the very channel subscribed to.
     channels: HashMap<String, Arc<Channel>>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
     site_removed: watch::Receiver<bool>,
 }
 
@@ -508,7 +498,7 @@ impl ClientHandle {
             }
         };
         tokio::select! {
-            _ = until_true(&self.shutdown) => Closing::Shutdown,
+            _ = self.shutdown.cancelled() => Closing::Shutdown,
             _ = until_true(&self.site_removed) => Closing::SiteRemoved,
         }
     }
@@ -565,12 +555,16 @@ fn unix_millis() -> u64 {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::time::Duration;
 
     fn hub() -> Arc<ChannelHub> {
-        Arc::new(ChannelHub::new(RealtimeLimits {
-            history: 3,
-            ..Default::default()
-        }))
+        Arc::new(ChannelHub::new(
+            RealtimeLimits {
+                history: 3,
+                ..Default::default()
+            },
+            Shutdown::new(),
+        ))
     }
 
     fn id_of(m: &Message) -> u64 {
@@ -672,12 +666,15 @@ mod tests {
 
     #[test]
     fn limits() {
-        let hub = Arc::new(ChannelHub::new(RealtimeLimits {
-            max_connections_per_site: 1,
-            max_subscriptions: 1,
-            max_frame_bytes: 10,
-            ..Default::default()
-        }));
+        let hub = Arc::new(ChannelHub::new(
+            RealtimeLimits {
+                max_connections_per_site: 1,
+                max_subscriptions: 1,
+                max_frame_bytes: 10,
+                ..Default::default()
+            },
+            Shutdown::new(),
+        ));
         let mut a = hub.connect("s").unwrap();
         assert!(matches!(
             hub.connect("s"),

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use crate::shutdown::Shutdown;
+
 use sd_notify::NotifyState;
 
 /// Whether a service manager listens on the notify socket.
@@ -51,26 +53,32 @@ pub fn watchdog_interval() -> Option<Duration> {
     sd_notify::watchdog_enabled().map(|deadline| deadline / 2)
 }
 
-/// Pings the watchdog until dropped. `alive` is asked each time; a daemon
+/// Pings the watchdog until shutdown. `alive` is asked each time; a daemon
 /// whose check fails stops pinging, and systemd restarts it.
-pub fn spawn_watchdog<F>(alive: F) -> Option<tokio::task::JoinHandle<()>>
+pub fn spawn_watchdog<F>(alive: F, shutdown: &Shutdown)
 where
     F: Fn() -> bool + Send + 'static,
 {
-    let interval = watchdog_interval()?;
+    let Some(interval) = watchdog_interval() else {
+        return;
+    };
     tracing::info!(
         interval_ms = interval.as_millis() as u64,
         "systemd watchdog enabled"
     );
-    Some(tokio::spawn(async move {
+    let stop = shutdown.clone();
+    shutdown.spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = stop.cancelled() => return,
+            }
             if alive() {
                 send(&[NotifyState::Watchdog]);
             } else {
                 tracing::error!("health check failed: no longer pinging systemd's watchdog");
             }
         }
-    }))
+    });
 }
