@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::store::Encoding;
+use serde::{Deserialize, Serialize};
 
 /// Variants are only computed for blobs in this size range: tiny files do
 /// not gain, and huge ones are usually already-compressed media.
@@ -155,5 +155,24 @@ mod tests {
         let mut noise = vec![0u8; 4096];
         blake3::Hasher::new().finalize_xof().fill(&mut noise);
         assert!(compressed_variants(&noise, "text/plain").is_empty());
+    }
+}
+
+/// A content encoding for which a variant may be stored.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+#[repr(u8)]
+pub enum Encoding {
+    Gzip = 1,
+    Brotli = 2,
+}
+
+impl Encoding {
+    /// The `Content-Encoding` token.
+    pub fn token(self) -> &'static str {
+        match self {
+            Encoding::Gzip => "gzip",
+            Encoding::Brotli => "br",
+        }
     }
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::content::Encoding;
+
 use super::{Hash, StoreError};
 
 /// A site and the version it serves.
@@ -83,25 +85,6 @@ pub struct NewFile {
     pub path: String,
     pub hash: Hash,
     pub content_type: String,
-}
-
-/// A content encoding for which a variant may be stored.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "lowercase")]
-#[repr(u8)]
-pub enum Encoding {
-    Gzip = 1,
-    Brotli = 2,
-}
-
-impl Encoding {
-    /// The `Content-Encoding` token.
-    pub fn token(self) -> &'static str {
-        match self {
-            Encoding::Gzip => "gzip",
-            Encoding::Brotli => "br",
-        }
-    }
 }
 
 pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
