@@ -13,14 +13,14 @@ use crate::control;
 use crate::domain::{self, DomainDecision};
 use crate::functions::logs::SiteLogs;
 use crate::functions::pool::Shared;
-use crate::functions::{FunctionPool, Limits};
+use crate::functions::FunctionPool;
 use crate::http::catalog::SiteCatalog;
 use crate::http::host::SiteResolver;
 use crate::http::{self as fazt_http, HttpState};
 use crate::instance::Instance;
-use crate::realtime::{ChannelHub, RealtimeLimits};
+use crate::realtime::ChannelHub;
 use crate::seed;
-use crate::settings;
+use crate::settings::Settings;
 use crate::shutdown::Shutdown;
 use crate::sites::{SiteListener, Sites};
 use crate::store::Store;
@@ -59,7 +59,8 @@ pub async fn run(
         tracing::info!("new instance: seeded the root and demo sites");
     }
 
-    let stored_domain = store.setting("domain")?;
+    let settings = Settings::load(&store)?;
+    let stored_domain = settings.stored_domain().map(str::to_string);
     let decision = {
         let flag = options.domain.clone();
         tokio::task::spawn_blocking(move || {
@@ -72,18 +73,11 @@ pub async fn run(
         tracing::warn!("{warning}");
     }
     if decision.store {
-        store.set_setting("domain", &decision.domain)?;
+        Settings::set(&store, "domain", &decision.domain)
+            .context("cannot store the detected domain")?;
     }
 
-    let listen = match options.listen {
-        Some(addr) => addr,
-        None => match store.setting("listen")? {
-            Some(stored) => stored.parse().with_context(|| {
-                format!("the stored listen address {stored:?} is not ADDR:PORT")
-            })?,
-            None => SocketAddr::from(([0, 0, 0, 0], fazt_proto::DEFAULT_HTTP_PORT)),
-        },
-    };
+    let listen = options.listen.unwrap_or(settings.listen);
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
         let hint = if err.kind() == std::io::ErrorKind::AddrInUse {
             format!(
@@ -104,8 +98,8 @@ pub async fn run(
     let catalog = Arc::new(SiteCatalog::new(store.clone()));
     // Every long-running task ends on this, and the daemon waits for them.
     let stop = Shutdown::new();
-    let realtime = Arc::new(ChannelHub::new(RealtimeLimits::load(&store)?, stop.clone()));
-    let functions = Arc::new(start_functions(&store, realtime.clone())?);
+    let realtime = Arc::new(ChannelHub::new(settings.realtime_limits(), stop.clone()));
+    let functions = Arc::new(start_functions(&store, &settings, realtime.clone())?);
     // The views that follow every site change, in the order they are told.
     let listeners: Vec<Arc<dyn SiteListener>> =
         vec![catalog.clone(), realtime.clone(), functions.logs.clone()];
@@ -118,7 +112,7 @@ pub async fn run(
         resolver: SiteResolver::new(&decision.domain),
         started,
         functions: functions.clone(),
-        function_body_limit: settings::number(&store, "function_body_bytes")?,
+        function_body_limit: settings.function_body_bytes,
         realtime: realtime.clone(),
     });
     let instance = Arc::new(Instance {
@@ -161,7 +155,7 @@ pub async fn run(
     notify::spawn_watchdog(
         {
             let store = store.clone();
-            move || store.setting("domain").is_ok()
+            move || store.schema_version().is_ok()
         },
         &stop,
     );
@@ -195,14 +189,13 @@ pub async fn run(
 }
 
 /// Starts the JavaScript workers with the limits from the settings.
-fn start_functions(store: &Arc<Store>, realtime: Arc<ChannelHub>) -> Result<FunctionPool> {
-    let limits = Limits {
-        timeout: Duration::from_millis(settings::number(store, "function_timeout_ms")?),
-        memory_bytes: (settings::number(store, "function_memory_mb")? as usize)
-            .saturating_mul(1024 * 1024),
-        stack_bytes: 1024 * 1024,
-    };
-    let workers = settings::number(store, "function_workers")?.clamp(1, 64) as usize;
+fn start_functions(
+    store: &Arc<Store>,
+    settings: &Settings,
+    realtime: Arc<ChannelHub>,
+) -> Result<FunctionPool> {
+    let limits = settings.function_limits();
+    let workers = settings.function_workers.clamp(1, 64) as usize;
     let shared = Shared {
         store: store.clone(),
         logs: Arc::new(SiteLogs::stored_in(store)?),

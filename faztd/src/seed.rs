@@ -47,7 +47,13 @@ pub fn seed_if_new(store: &Store) -> Result<bool, StoreError> {
             });
         }
         let config = crate::sites::SiteConfig::default().to_stored();
-        store.commit_version(site, &new_files, false, Some(config))?;
+        store.commit_version(
+            site,
+            &new_files,
+            false,
+            Some(config),
+            crate::store::DEFAULT_RETAIN_VERSIONS,
+        )?;
     }
     store.set_setting(SEEDED_SETTING, "1")?;
     Ok(true)

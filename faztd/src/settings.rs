@@ -1,204 +1,152 @@
-//! The instance settings a user may change (`faztctl config set`), with
-//! their defaults and validation. Stored in the database's settings table.
+//! The instance settings a user may change (`faztctl config set`), typed.
+//!
+//! Each setting is declared once, in the `settings!` table below: its key
+//! (the field's name), type, default, check and help. From that one
+//! declaration come the [`Settings`] struct the daemon reads typed fields
+//! from, `config get`'s listing and `config set`'s validation by name. A
+//! misspelt setting does not compile; a stored value that no longer parses
+//! (a hand-edited database) falls back to its default, with a warning.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::realtime::RealtimeLimits;
 use crate::store::{Store, StoreError};
 
-pub struct SettingSpec {
+/// One setting as `config get` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingEntry {
     pub key: &'static str,
-    pub default: &'static str,
+    /// The value in force, as text.
+    pub value: String,
+    /// Whether that is the default (nothing stored).
+    pub default: bool,
     pub help: &'static str,
-    validate: fn(&str) -> Result<(), String>,
 }
 
-impl SettingSpec {
-    pub fn validate(&self, value: &str) -> Result<(), String> {
-        (self.validate)(value)
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("there is no setting {key:?}; the settings are: {known}")]
+    Unknown { key: String, known: String },
+    #[error("cannot set {key}: {why}")]
+    Invalid { key: &'static str, why: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A type a setting can have: how it is read from and written as text.
+pub trait SettingValue: Sized {
+    fn parse_setting(text: &str) -> Result<Self, String>;
+    fn to_setting(&self) -> String;
+}
+
+impl SettingValue for u64 {
+    fn parse_setting(text: &str) -> Result<u64, String> {
+        text.trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not a whole number"))
+    }
+    fn to_setting(&self) -> String {
+        self.to_string()
     }
 }
 
-const fn spec(
+impl SettingValue for String {
+    fn parse_setting(text: &str) -> Result<String, String> {
+        Ok(text.trim().to_string())
+    }
+    fn to_setting(&self) -> String {
+        self.clone()
+    }
+}
+
+impl SettingValue for SocketAddr {
+    fn parse_setting(text: &str) -> Result<SocketAddr, String> {
+        text.trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not ADDR:PORT (e.g. 0.0.0.0:8080)"))
+    }
+    fn to_setting(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Declares every setting once. For each: `key: Type = default, check, "help"`.
+macro_rules! settings {
+    ($( $key:ident : $ty:ty = $default:expr, $check:expr, $help:literal; )*) => {
+        /// Every setting in force, typed.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct Settings {
+            $( #[doc = $help] pub $key: $ty, )*
+        }
+
+        impl Default for Settings {
+            fn default() -> Settings {
+                Settings { $( $key: $default, )* }
+            }
+        }
+
+        /// Key, help, and how to check a new value, per setting.
+        const SPECS: &[Spec] = &[
+            $( Spec {
+                key: stringify!($key),
+                help: $help,
+                check: |text| {
+                    let value = <$ty as SettingValue>::parse_setting(text)?;
+                    let check: fn(&$ty) -> Result<(), String> = $check;
+                    check(&value)?;
+                    Ok(value.to_setting())
+                },
+                default: || <$ty as SettingValue>::to_setting(&Settings::default().$key),
+            }, )*
+        ];
+
+        impl Settings {
+            /// Reads every setting from the store (defaults where unset).
+            pub fn load(store: &Store) -> Result<Settings, StoreError> {
+                let mut settings = Settings::default();
+                $(
+                    if let Some(text) = store.setting(stringify!($key))? {
+                        match SPECS.iter().find(|s| s.key == stringify!($key)).map(|s| (s.check)(&text)) {
+                            Some(Ok(canonical)) => {
+                                settings.$key = <$ty as SettingValue>::parse_setting(&canonical)
+                                    .expect("a checked value parses");
+                            }
+                            _ => tracing::warn!(
+                                key = stringify!($key),
+                                stored = %text,
+                                "the stored setting is not valid; using its default"
+                            ),
+                        }
+                    }
+                )*
+                Ok(settings)
+            }
+        }
+    };
+}
+
+struct Spec {
     key: &'static str,
-    default: &'static str,
     help: &'static str,
-    validate: fn(&str) -> Result<(), String>,
-) -> SettingSpec {
-    SettingSpec {
-        key,
-        default,
-        help,
-        validate,
+    /// Parses and checks a value; returns its canonical text.
+    check: fn(&str) -> Result<String, String>,
+    default: fn() -> String,
+}
+
+fn any<T>(_: &T) -> Result<(), String> {
+    Ok(())
+}
+
+fn positive(n: &u64) -> Result<(), String> {
+    if *n > 0 {
+        Ok(())
+    } else {
+        Err("it must be at least 1".to_string())
     }
 }
 
-/// Must spell `store::DEFAULT_RETAIN_VERSIONS` (a test checks it).
-const DEFAULT_RETAIN: &str = "10";
-
-pub static SETTINGS: &[SettingSpec] = &[
-    spec(
-        "domain",
-        "",
-        "the domain sites live under (NAME.DOMAIN); empty = detect",
-        validate_domain,
-    ),
-    spec(
-        "listen",
-        "0.0.0.0:8080",
-        "address and port for HTTP (applies at the next start)",
-        validate_listen,
-    ),
-    spec(
-        "retain_versions",
-        DEFAULT_RETAIN,
-        "deployed versions kept per site for rollback",
-        validate_positive,
-    ),
-    spec(
-        "max_file_bytes",
-        "536870912",
-        "largest single file a deploy may contain (bytes)",
-        validate_positive,
-    ),
-    spec(
-        "max_site_bytes",
-        "2147483648",
-        "largest total size of one deployed version (bytes)",
-        validate_positive,
-    ),
-    spec(
-        "max_files",
-        "20000",
-        "most files one deployed version may contain",
-        validate_positive,
-    ),
-    spec(
-        "function_timeout_ms",
-        "5000",
-        "time limit of one function call (applies at the next start)",
-        validate_positive,
-    ),
-    spec(
-        "function_memory_mb",
-        "64",
-        "memory limit of one function call (applies at the next start)",
-        validate_positive,
-    ),
-    spec(
-        "function_body_bytes",
-        "1048576",
-        "largest request body a function accepts (applies at the next start)",
-        validate_positive,
-    ),
-    spec(
-        "function_workers",
-        "4",
-        "threads running JavaScript (applies at the next start)",
-        validate_positive,
-    ),
-    spec(
-        "realtime_history",
-        "100",
-        "messages each realtime channel keeps for catch-up (0 = none)",
-        validate_number,
-    ),
-    spec(
-        "realtime_max_frame_bytes",
-        "65536",
-        "largest realtime frame a client may send, and largest published message (bytes)",
-        validate_positive,
-    ),
-    spec(
-        "realtime_max_connections_per_site",
-        "10000",
-        "most WebSocket connections one site may have at once",
-        validate_positive,
-    ),
-    spec(
-        "realtime_max_subscriptions",
-        "100",
-        "most channels one WebSocket connection may subscribe to",
-        validate_positive,
-    ),
-    spec(
-        "realtime_max_channels_per_site",
-        "10000",
-        "most realtime channels one site may have at once",
-        validate_positive,
-    ),
-    spec(
-        "realtime_queue_messages",
-        "512",
-        "messages a realtime client may fall behind before it is disconnected (new channels)",
-        validate_positive,
-    ),
-    spec(
-        "realtime_heartbeat_secs",
-        "30",
-        "seconds between WebSocket pings; a client silent for two is dropped",
-        validate_positive,
-    ),
-];
-
-/// A numeric setting, or its default when unset or unreadable.
-pub fn number(store: &Store, key: &str) -> Result<u64, StoreError> {
-    let value = get(store, key)?;
-    Ok(value.parse().unwrap_or_else(|_| {
-        spec_for(key)
-            .and_then(|s| s.default.parse().ok())
-            .unwrap_or(u64::MAX)
-    }))
-}
-
-pub fn spec_for(key: &str) -> Option<&'static SettingSpec> {
-    SETTINGS.iter().find(|s| s.key == key)
-}
-
-/// A setting's value, or its default.
-pub fn get(store: &Store, key: &str) -> Result<String, StoreError> {
-    let default = spec_for(key).map(|s| s.default).unwrap_or("");
-    Ok(store.setting(key)?.unwrap_or_else(|| default.to_string()))
-}
-
-/// The deploy limits in force.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_file_bytes: u64,
-    pub max_site_bytes: u64,
-    pub max_files: u64,
-}
-
-impl Limits {
-    pub fn load(store: &Store) -> Result<Limits, StoreError> {
-        let num = |key: &str| number(store, key);
-        Ok(Limits {
-            max_file_bytes: num("max_file_bytes")?,
-            max_site_bytes: num("max_site_bytes")?,
-            max_files: num("max_files")?,
-        })
-    }
-}
-
-fn validate_number(value: &str) -> Result<(), String> {
-    value
-        .parse::<u64>()
-        .map(|_| ())
-        .map_err(|_| format!("{value:?} is not a whole number"))
-}
-
-fn validate_positive(value: &str) -> Result<(), String> {
-    match value.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(()),
-        _ => Err(format!("{value:?} is not a positive whole number")),
-    }
-}
-
-fn validate_listen(value: &str) -> Result<(), String> {
-    value
-        .parse::<std::net::SocketAddr>()
-        .map(|_| ())
-        .map_err(|_| format!("{value:?} is not ADDR:PORT (e.g. 0.0.0.0:8080)"))
-}
-
-fn validate_domain(value: &str) -> Result<(), String> {
+fn domain_name(value: &String) -> Result<(), String> {
     let ok = value.is_empty()
         || value.len() <= 253
             && value.split('.').all(|l| {
@@ -213,29 +161,224 @@ fn validate_domain(value: &str) -> Result<(), String> {
     }
 }
 
+/// The HTTP address of an instance nobody configured.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    fazt_proto::DEFAULT_HTTP_PORT,
+);
+
+settings! {
+    domain: String = String::new(), domain_name,
+        "the domain sites live under (NAME.DOMAIN); empty = detect";
+    listen: SocketAddr = DEFAULT_LISTEN, any,
+        "address and port for HTTP (applies at the next start)";
+    retain_versions: u64 = crate::store::DEFAULT_RETAIN_VERSIONS as u64, positive,
+        "deployed versions kept per site for rollback";
+    max_file_bytes: u64 = 512 * 1024 * 1024, positive,
+        "largest single file a deploy may contain (bytes)";
+    max_site_bytes: u64 = 2 * 1024 * 1024 * 1024, positive,
+        "largest total size of one deployed version (bytes)";
+    max_files: u64 = 20_000, positive,
+        "most files one deployed version may contain";
+    function_timeout_ms: u64 = 5_000, positive,
+        "time limit of one function call (applies at the next start)";
+    function_memory_mb: u64 = 64, positive,
+        "memory limit of one function call (applies at the next start)";
+    function_body_bytes: u64 = 1024 * 1024, positive,
+        "largest request body a function accepts (applies at the next start)";
+    function_workers: u64 = 4, |n: &u64| if (1..=64).contains(n) { Ok(()) } else { Err("use 1 to 64".to_string()) },
+        "threads running JavaScript (applies at the next start)";
+    realtime_history: u64 = 100, any,
+        "messages each realtime channel keeps for catch-up (0 = none)";
+    realtime_max_frame_bytes: u64 = 64 * 1024, positive,
+        "largest realtime frame a client may send, and largest published message (bytes)";
+    realtime_max_connections_per_site: u64 = 10_000, positive,
+        "most WebSocket connections one site may have at once";
+    realtime_max_subscriptions: u64 = 100, positive,
+        "most channels one WebSocket connection may subscribe to";
+    realtime_max_channels_per_site: u64 = 10_000, positive,
+        "most realtime channels one site may have at once";
+    realtime_queue_messages: u64 = 512, positive,
+        "messages a realtime client may fall behind before it is disconnected (new channels)";
+    realtime_heartbeat_secs: u64 = 30, positive,
+        "seconds between WebSocket pings; a client silent for two is dropped";
+}
+
+impl Settings {
+    /// Every setting, with the value in force, for `config get`.
+    pub fn entries(store: &Store) -> Result<Vec<SettingEntry>, StoreError> {
+        SPECS
+            .iter()
+            .map(|spec| {
+                let stored = store
+                    .setting(spec.key)?
+                    .and_then(|text| (spec.check)(&text).ok());
+                Ok(SettingEntry {
+                    key: spec.key,
+                    default: stored.is_none(),
+                    value: stored.unwrap_or_else(spec.default),
+                    help: spec.help,
+                })
+            })
+            .collect()
+    }
+
+    /// Checks and stores one setting by name (`config set`), and returns
+    /// its entry as it now stands.
+    pub fn set(store: &Store, key: &str, value: &str) -> Result<SettingEntry, SettingsError> {
+        let spec = SPECS
+            .iter()
+            .find(|s| s.key == key)
+            .ok_or_else(|| SettingsError::Unknown {
+                key: key.to_string(),
+                known: SPECS.iter().map(|s| s.key).collect::<Vec<_>>().join(", "),
+            })?;
+        let canonical =
+            (spec.check)(value).map_err(|why| SettingsError::Invalid { key: spec.key, why })?;
+        store.set_setting(spec.key, &canonical)?;
+        Ok(SettingEntry {
+            key: spec.key,
+            value: canonical,
+            default: false,
+            help: spec.help,
+        })
+    }
+
+    /// The stored domain, if one is set.
+    pub fn stored_domain(&self) -> Option<&str> {
+        (!self.domain.is_empty()).then_some(self.domain.as_str())
+    }
+
+    pub fn deploy_limits(&self) -> Limits {
+        Limits {
+            max_file_bytes: self.max_file_bytes,
+            max_site_bytes: self.max_site_bytes,
+            max_files: self.max_files,
+        }
+    }
+
+    pub fn function_limits(&self) -> crate::functions::Limits {
+        crate::functions::Limits {
+            timeout: Duration::from_millis(self.function_timeout_ms),
+            memory_bytes: (self.function_memory_mb as usize).saturating_mul(1024 * 1024),
+            stack_bytes: 1024 * 1024,
+        }
+    }
+
+    pub fn realtime_limits(&self) -> RealtimeLimits {
+        let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        RealtimeLimits {
+            history: n(self.realtime_history),
+            max_frame_bytes: n(self.realtime_max_frame_bytes),
+            max_connections_per_site: n(self.realtime_max_connections_per_site),
+            max_subscriptions: n(self.realtime_max_subscriptions),
+            max_channels_per_site: n(self.realtime_max_channels_per_site),
+            queue_messages: n(self.realtime_queue_messages),
+            heartbeat: Duration::from_secs(self.realtime_heartbeat_secs),
+        }
+    }
+}
+
+/// The deploy limits in force.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_file_bytes: u64,
+    pub max_site_bytes: u64,
+    pub max_files: u64,
+}
+
+impl Limits {
+    pub fn load(store: &Store) -> Result<Limits, StoreError> {
+        Ok(Settings::load(store)?.deploy_limits())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::DEFAULT_RETAIN_VERSIONS;
+
+    fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("d.redb")).unwrap();
+        (dir, store)
+    }
 
     #[test]
-    fn validation() {
-        assert!(spec_for("retain_versions").unwrap().validate("3").is_ok());
-        assert!(spec_for("retain_versions").unwrap().validate("0").is_err());
-        assert!(spec_for("listen").unwrap().validate("127.0.0.1:80").is_ok());
-        assert!(spec_for("listen").unwrap().validate("nope").is_err());
-        assert!(spec_for("domain").unwrap().validate("example.com").is_ok());
-        assert!(spec_for("domain").unwrap().validate("bad domain").is_err());
-        assert!(spec_for("nope").is_none());
-        assert_eq!(DEFAULT_RETAIN, DEFAULT_RETAIN_VERSIONS.to_string());
-        assert!(spec_for("realtime_history").unwrap().validate("0").is_ok());
+    fn every_default_passes_its_own_check() {
+        for spec in SPECS {
+            let default = (spec.default)();
+            assert_eq!(
+                (spec.check)(&default).as_deref(),
+                Ok(default.as_str()),
+                "{}",
+                spec.key
+            );
+        }
+        let (_dir, store) = temp_store();
+        assert_eq!(Settings::load(&store).unwrap(), Settings::default());
+        assert!(Settings::entries(&store).unwrap().iter().all(|e| e.default));
+    }
+
+    #[test]
+    fn set_and_load_by_name() {
+        let (_dir, store) = temp_store();
+        let entry = Settings::set(&store, "retain_versions", " 3 ").unwrap();
+        assert_eq!((entry.value.as_str(), entry.default), ("3", false));
+        Settings::set(&store, "listen", "127.0.0.1:80").unwrap();
+        Settings::set(&store, "domain", "example.com").unwrap();
+        let s = Settings::load(&store).unwrap();
+        assert_eq!(s.retain_versions, 3);
+        assert_eq!(s.listen, "127.0.0.1:80".parse().unwrap());
+        assert_eq!(s.stored_domain(), Some("example.com"));
+        let listed = Settings::entries(&store).unwrap();
+        let retain = listed.iter().find(|e| e.key == "retain_versions").unwrap();
+        assert_eq!((retain.value.as_str(), retain.default), ("3", false));
+    }
+
+    #[test]
+    fn bad_values_and_unknown_keys_are_refused_clearly() {
+        let (_dir, store) = temp_store();
+        let err = Settings::set(&store, "retain_versions", "0").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot set retain_versions: it must be at least 1"
+        );
+        let err = Settings::set(&store, "listen", "nope").unwrap_err();
+        assert!(err.to_string().contains("not ADDR:PORT"), "{err}");
+        let err = Settings::set(&store, "domain", "bad domain").unwrap_err();
+        assert!(err.to_string().contains("not a domain name"), "{err}");
+        let err = Settings::set(&store, "retian_versions", "3").unwrap_err();
+        assert!(
+            err.to_string().contains("the settings are: domain, listen"),
+            "{err}"
+        );
+        assert!(Settings::set(&store, "realtime_history", "0").is_ok());
+        assert!(Settings::set(&store, "function_workers", "65").is_err());
+    }
+
+    #[test]
+    fn an_unreadable_stored_value_falls_back_to_the_default() {
+        let (_dir, store) = temp_store();
+        store.set_setting("max_files", "lots").unwrap();
+        store.set_setting("listen", "nowhere").unwrap();
+        let s = Settings::load(&store).unwrap();
+        assert_eq!(s.max_files, Settings::default().max_files);
+        assert_eq!(s.listen, DEFAULT_LISTEN);
+        let listed = Settings::entries(&store).unwrap();
+        assert!(
+            listed
+                .iter()
+                .find(|e| e.key == "max_files")
+                .unwrap()
+                .default
+        );
     }
 
     #[test]
     fn realtime_defaults_match_the_code() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("d.redb")).unwrap();
-        let loaded = crate::realtime::RealtimeLimits::load(&store).unwrap();
-        assert_eq!(loaded, crate::realtime::RealtimeLimits::default());
+        assert_eq!(
+            Settings::default().realtime_limits(),
+            RealtimeLimits::default()
+        );
     }
 }

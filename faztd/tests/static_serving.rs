@@ -50,7 +50,15 @@ fn serve(sites: &[Site]) -> TestServer {
                 }
             })
             .collect();
-        store.commit_version(name, &files, *spa, None).unwrap();
+        store
+            .commit_version(
+                name,
+                &files,
+                *spa,
+                None,
+                faztd::store::DEFAULT_RETAIN_VERSIONS,
+            )
+            .unwrap();
     }
     let catalog = Arc::new(SiteCatalog::load(store).unwrap());
     let limits = faztd::functions::Limits {

@@ -309,10 +309,13 @@ fn settings_are_validated() {
     let bad = d.ctl(&["config", "set", "retain_versions", "zero"]);
     assert_eq!(bad.code, Some(1));
     assert!(
-        bad.stderr.contains("not a positive whole number"),
+        bad.stderr.contains("\"zero\" is not a whole number"),
         "{}",
         bad.stderr
     );
+    let zero = d.ctl(&["config", "set", "retain_versions", "0"]);
+    assert_eq!(zero.code, Some(1));
+    assert!(zero.stderr.contains("at least 1"), "{}", zero.stderr);
     let unknown = d.ctl(&["config", "set", "colour", "blue"]);
     assert!(
         unknown.stderr.contains("no setting \"colour\""),

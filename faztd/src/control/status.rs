@@ -6,7 +6,7 @@ use fazt_proto::{ConfigEntry, DaemonStatus, RpcError};
 
 use super::errors::blocking;
 use crate::instance::Instance;
-use crate::settings::{self, SETTINGS};
+use crate::settings::{SettingEntry, Settings, SettingsError};
 
 pub async fn status(instance: &Arc<Instance>) -> Result<DaemonStatus, RpcError> {
     let i = instance;
@@ -33,18 +33,10 @@ pub async fn status(instance: &Arc<Instance>) -> Result<DaemonStatus, RpcError> 
 
 pub async fn config_get(instance: &Arc<Instance>) -> Result<Vec<ConfigEntry>, RpcError> {
     blocking(instance, |i| {
-        SETTINGS
-            .iter()
-            .map(|spec| {
-                let stored = i.store.setting(spec.key)?;
-                Ok(ConfigEntry {
-                    key: spec.key.to_string(),
-                    default: stored.is_none(),
-                    value: stored.unwrap_or_else(|| spec.default.to_string()),
-                    help: spec.help.to_string(),
-                })
-            })
-            .collect()
+        Ok(Settings::entries(&i.store)?
+            .into_iter()
+            .map(wire_entry)
+            .collect())
     })
     .await
 }
@@ -54,28 +46,26 @@ pub async fn config_set(
     key: String,
     value: String,
 ) -> Result<ConfigEntry, RpcError> {
-    let Some(spec) = settings::spec_for(&key) else {
-        let known: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
-        return Err(RpcError::Invalid(format!(
-            "there is no setting {key:?}; the settings are: {}",
-            known.join(", ")
-        )));
-    };
-    spec.validate(&value)
-        .map_err(|why| RpcError::Invalid(format!("cannot set {key}: {why}")))?;
     blocking(instance, move |i| {
-        i.store.set_setting(spec.key, &value)?;
-        if spec.key.starts_with("realtime_") {
+        let entry = Settings::set(&i.store, &key, &value).map_err(|err| match err {
+            SettingsError::Store(err) => err.into(),
+            other => RpcError::Invalid(other.to_string()),
+        })?;
+        if entry.key.starts_with("realtime_") {
             i.realtime
-                .set_limits(crate::realtime::RealtimeLimits::load(&i.store)?);
+                .set_limits(Settings::load(&i.store)?.realtime_limits());
         }
-        tracing::info!(key = spec.key, value = %value, "setting changed");
-        Ok(ConfigEntry {
-            key: spec.key.to_string(),
-            value,
-            default: false,
-            help: spec.help.to_string(),
-        })
+        tracing::info!(key = entry.key, value = %entry.value, "setting changed");
+        Ok(wire_entry(entry))
     })
     .await
+}
+
+fn wire_entry(entry: SettingEntry) -> ConfigEntry {
+    ConfigEntry {
+        key: entry.key.to_string(),
+        value: entry.value,
+        default: entry.default,
+        help: entry.help.to_string(),
+    }
 }

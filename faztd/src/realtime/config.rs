@@ -5,11 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::settings;
-use crate::store::{Store, StoreError};
-
-/// The limits in force, read from the settings at start and whenever a
-/// `realtime_*` setting changes.
+/// The limits in force, from the settings (`Settings::realtime_limits`) at
+/// start and whenever a `realtime_*` setting changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RealtimeLimits {
     /// Messages kept per channel for catch-up (`since`); 0 keeps none.
@@ -38,29 +35,6 @@ impl Default for RealtimeLimits {
             queue_messages: 512,
             heartbeat: Duration::from_secs(30),
         }
-    }
-}
-
-impl RealtimeLimits {
-    pub fn load(store: &Store) -> Result<RealtimeLimits, StoreError> {
-        let num = |key: &str, fallback: usize| -> Result<usize, StoreError> {
-            Ok(settings::get(store, key)?.parse().unwrap_or(fallback))
-        };
-        let d = RealtimeLimits::default();
-        Ok(RealtimeLimits {
-            history: num("realtime_history", d.history)?,
-            max_frame_bytes: num("realtime_max_frame_bytes", d.max_frame_bytes)?.max(1),
-            max_connections_per_site: num(
-                "realtime_max_connections_per_site",
-                d.max_connections_per_site,
-            )?,
-            max_subscriptions: num("realtime_max_subscriptions", d.max_subscriptions)?,
-            max_channels_per_site: num("realtime_max_channels_per_site", d.max_channels_per_site)?,
-            queue_messages: num("realtime_queue_messages", d.queue_messages)?.max(1),
-            heartbeat: Duration::from_secs(
-                num("realtime_heartbeat_secs", d.heartbeat.as_secs() as usize)?.max(1) as u64,
-            ),
-        })
     }
 }
 

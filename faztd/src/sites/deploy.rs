@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use super::{config::SiteConfig, SiteChange, SiteError, SiteName, Sites, SITE_CONFIG_FILE};
 use crate::content;
 use crate::functions::routes::is_function_module;
-use crate::settings::Limits;
+use crate::settings::Settings;
 use crate::store::{FinishedBlob, Hash, NewFile, CHUNK_SIZE};
 
 /// What a client wants deployed.
@@ -108,7 +108,9 @@ impl Sites {
         owner: u64,
         manifest: Manifest,
     ) -> Result<Plan, SiteError> {
-        let limits = self.blocking(|s| Ok(Limits::load(&s.store)?)).await?;
+        let limits = self
+            .blocking(|s| Ok(Settings::load(&s.store)?.deploy_limits()))
+            .await?;
         let (files, sizes) = check_manifest(&manifest, &limits)?;
         let site = manifest.site;
 
@@ -301,9 +303,14 @@ impl Sites {
                 }
                 None => SiteConfig::default(),
             };
-            let version =
-                s.store
-                    .commit_version(&site, &files, config.spa, Some(config.to_stored()))?;
+            let retain = Settings::load(&s.store)?.retain_versions;
+            let version = s.store.commit_version(
+                &site,
+                &files,
+                config.spa,
+                Some(config.to_stored()),
+                usize::try_from(retain).unwrap_or(usize::MAX),
+            )?;
             let total_bytes = s
                 .store
                 .versions(&site)?
@@ -391,7 +398,7 @@ impl Sites {
 #[allow(clippy::type_complexity)]
 fn check_manifest(
     manifest: &Manifest,
-    limits: &Limits,
+    limits: &crate::settings::Limits,
 ) -> Result<(Vec<NewFile>, HashMap<Hash, u64>), SiteError> {
     if manifest.files.len() as u64 > limits.max_files {
         return Err(SiteError::TooLarge(format!(

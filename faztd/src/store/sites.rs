@@ -6,9 +6,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::records::{self, LiveFile, LiveVersion, NewFile, SiteRecord, VersionRecord};
 use super::tables::*;
-use super::{
-    unix_now, BlobRecord, FileRecord, Hash, Result, Store, StoreError, DEFAULT_RETAIN_VERSIONS,
-};
+use super::{unix_now, BlobRecord, FileRecord, Hash, Result, Store, StoreError};
 
 impl Store {
     /// Every site, sorted by name.
@@ -89,19 +87,16 @@ impl Store {
     /// and makes it live, in one transaction. Returns the new version's id.
     ///
     /// Paths must already be validated by the caller. Versions beyond the
-    /// retention setting are dropped in the same transaction.
+    /// newest `retain` are dropped in the same transaction.
     pub fn commit_version(
         &self,
         site: &str,
         files: &[NewFile],
         spa: bool,
         config: Option<serde_json::Value>,
+        retain: usize,
     ) -> Result<u64> {
-        let retain = self
-            .setting("retain_versions")?
-            .and_then(|v| v.parse::<usize>().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(DEFAULT_RETAIN_VERSIONS);
+        let retain = retain.max(1);
         let now = unix_now();
         let txn = self.db.begin_write()?;
         let id;

@@ -25,7 +25,9 @@ fn commit_and_read_back() {
         file(&store, "index.html", b"<h1>hi</h1>"),
         file(&store, "a/b.txt", b"bee"),
     ];
-    let v = store.commit_version("site", &files, true, None).unwrap();
+    let v = store
+        .commit_version("site", &files, true, None, DEFAULT_RETAIN_VERSIONS)
+        .unwrap();
     let live = store.live_version("site").unwrap().unwrap();
     assert_eq!(live.site.live, v);
     assert!(live.version.spa);
@@ -58,13 +60,17 @@ fn large_blobs_are_chunked_and_ranges_cross_chunks() {
 fn a_missing_blob_fails_the_commit_and_keeps_the_live_version() {
     let (_dir, store) = temp_store();
     let good = vec![file(&store, "index.html", b"v1")];
-    let v1 = store.commit_version("s", &good, false, None).unwrap();
+    let v1 = store
+        .commit_version("s", &good, false, None, DEFAULT_RETAIN_VERSIONS)
+        .unwrap();
     let bad = vec![NewFile {
         path: "x".into(),
         hash: [7; 32],
         content_type: "text/plain".into(),
     }];
-    let err = store.commit_version("s", &bad, false, None).unwrap_err();
+    let err = store
+        .commit_version("s", &bad, false, None, DEFAULT_RETAIN_VERSIONS)
+        .unwrap_err();
     assert!(matches!(err, StoreError::MissingBlob { .. }), "{err}");
     assert_eq!(store.site("s").unwrap().unwrap().live, v1);
 }
@@ -72,10 +78,9 @@ fn a_missing_blob_fails_the_commit_and_keeps_the_live_version() {
 #[test]
 fn retention_keeps_the_last_n_versions() {
     let (_dir, store) = temp_store();
-    store.set_setting("retain_versions", "3").unwrap();
     for i in 0..5 {
         let files = vec![file(&store, "index.html", format!("v{i}").as_bytes())];
-        store.commit_version("s", &files, false, None).unwrap();
+        store.commit_version("s", &files, false, None, 3).unwrap();
     }
     let txn = store.db.begin_read().unwrap();
     let versions = txn.open_table(VERSIONS).unwrap();
@@ -91,7 +96,9 @@ fn reopening_keeps_data_and_schema_version() {
     {
         let store = Store::open(&path).unwrap();
         let files = vec![file(&store, "index.html", b"kept")];
-        store.commit_version("s", &files, false, None).unwrap();
+        store
+            .commit_version("s", &files, false, None, DEFAULT_RETAIN_VERSIONS)
+            .unwrap();
         store.set_setting("domain", "example.com").unwrap();
     }
     let store = Store::open(&path).unwrap();

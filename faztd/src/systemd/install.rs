@@ -67,7 +67,7 @@ pub const SYSTEM_DATA_DIR: &str = "/var/lib/fazt";
 
 /// The default listen address of an instance with no stored setting.
 fn default_listen() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], fazt_proto::DEFAULT_HTTP_PORT))
+    crate::settings::DEFAULT_LISTEN
 }
 
 /// Prints one line of what install/uninstall did.
