@@ -5,8 +5,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use fazt_proto::{ControlClient, Hello, RpcError};
-use tarpc::tokio_serde::formats::Bincode;
-use tarpc::tokio_util::codec::length_delimited::LengthDelimitedCodec;
 
 /// A connected, greeted daemon.
 pub struct Daemon {
@@ -46,8 +44,6 @@ pub fn socket_path(flag: Option<&Path>) -> Result<PathBuf> {
 
 /// Connects to the daemon at `socket` and performs the handshake.
 pub async fn connect(socket: &Path) -> Result<Daemon, ConnectError> {
-    let mut codec = LengthDelimitedCodec::builder();
-    codec.max_frame_length(fazt_proto::MAX_FRAME_BYTES);
     let stream = match tokio::net::UnixStream::connect(socket).await {
         Ok(stream) => stream,
         Err(err)
@@ -65,7 +61,7 @@ pub async fn connect(socket: &Path) -> Result<Daemon, ConnectError> {
             )))
         }
     };
-    let transport = tarpc::serde_transport::new(codec.new_framed(stream), Bincode::default());
+    let transport = fazt_proto::wire::transport(stream);
     let client = ControlClient::new(tarpc::client::Config::default(), transport).spawn();
     let hello = Hello {
         program: "faztctl".to_string(),

@@ -4,11 +4,13 @@
 //! and protocol versions, the rules that find the data directory and the
 //! control socket, site-name rules, and the tarpc service with its wire types.
 //!
-//! Wire format: tarpc over a length-delimited Unix socket, encoded with
-//! bincode 1 (see ARCHITECTURE.md for why).
+//! Wire format: tarpc over a length-delimited Unix socket, encoded as CBOR
+//! ([`wire`]; see ARCHITECTURE.md for why, and `service.rs` for the rules
+//! that let the protocol grow).
 
 pub mod paths;
 pub mod service;
+pub mod wire;
 
 pub use service::*;
 
@@ -21,9 +23,10 @@ pub const FAZT_COMMIT: &str = env!("FAZT_COMMIT");
 /// `VERSION (COMMIT)`, as `--version` prints it for both binaries.
 pub const VERSION_LINE: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FAZT_COMMIT"), ")");
 
-/// Bumped whenever the control protocol changes incompatibly. Both sides
-/// compare it in the handshake that opens every connection.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Bumped whenever the control protocol changes incompatibly (see the rules
+/// in `service.rs`). Both sides compare it in the handshake that opens every
+/// connection. 3: CBOR instead of bincode.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The default TCP port for HTTP serving when nothing else is configured.
 pub const DEFAULT_HTTP_PORT: u16 = 8080;

@@ -1,8 +1,18 @@
 //! The control service between faztctl and faztd, and its wire types.
 //!
-//! Compatibility rule: `hello` is the first method of the service and its
-//! argument and reply types never change, so a peer of any version can
-//! always complete the handshake and be told, in words, what to upgrade.
+//! Compatibility rules. Messages are CBOR maps with field names
+//! (`wire.rs`), so within one [`crate::PROTOCOL_VERSION`]:
+//! - a field may be **added** to a wire struct, or an argument to a method,
+//!   if it is an `Option` or carries `#[serde(default)]`: an older peer
+//!   ignores it, and a newer peer reading an older one gets the default;
+//! - a **method** may be added: an older daemon answers it with an error
+//!   the client can word ("upgrade faztd");
+//! - removing or renaming a field, an argument or a method, or changing a
+//!   type, needs a `PROTOCOL_VERSION` bump.
+//!
+//! `hello` is the first method of the service and its argument and reply
+//! types never change, so a peer of any version can always complete the
+//! handshake and be told, in words, what to upgrade.
 
 use std::fmt;
 
@@ -55,9 +65,9 @@ pub enum RpcError {
     Failed(String),
 }
 
-/// A BLAKE3 digest.
+/// A BLAKE3 digest (a CBOR byte string on the wire).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct BlobHash(pub [u8; 32]);
+pub struct BlobHash(#[serde(with = "serde_bytes")] pub [u8; 32]);
 
 impl fmt::Display for BlobHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -93,8 +103,10 @@ pub struct DaemonStatus {
     pub sites: u64,
     pub health: String,
     /// Open WebSocket connections at `/_ws`, over every site.
+    #[serde(default)]
     pub realtime_connections: u64,
     /// Realtime channels that exist (subscribed to, or keeping history).
+    #[serde(default)]
     pub realtime_channels: u64,
 }
 

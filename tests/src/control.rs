@@ -5,17 +5,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fazt_proto::{ControlClient, Hello};
-use tarpc::tokio_serde::formats::Bincode;
-use tarpc::tokio_util::codec::length_delimited::LengthDelimitedCodec;
 
 /// Connects without a handshake.
 pub async fn connect(socket: &Path) -> ControlClient {
-    let mut codec = LengthDelimitedCodec::builder();
-    codec.max_frame_length(fazt_proto::MAX_FRAME_BYTES);
     let stream = tokio::net::UnixStream::connect(socket)
         .await
         .expect("connect to faztd");
-    let transport = tarpc::serde_transport::new(codec.new_framed(stream), Bincode::default());
+    let transport = fazt_proto::wire::transport(stream);
     ControlClient::new(tarpc::client::Config::default(), transport).spawn()
 }
 

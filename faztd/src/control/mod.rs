@@ -24,13 +24,10 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use futures_util::StreamExt;
 use tarpc::server::{BaseChannel, Channel};
-use tarpc::tokio_serde::formats::Bincode;
-use tarpc::tokio_util::codec::length_delimited::LengthDelimitedCodec;
 use tokio::net::UnixListener;
 
 use crate::instance::Instance;
 use crate::shutdown::Shutdown;
-use fazt_proto::Control;
 use service::ControlConnection;
 
 /// Binds the control socket at `path`: removes a stale socket left by a
@@ -103,8 +100,6 @@ impl<S: tarpc::server::Serve> tarpc::server::Serve for WithRequestId<S> {
 /// Accepts control connections until shutdown begins. Open connections are
 /// not waited for (a `logs -f` poll may wait 30 s): they end with the runtime.
 pub async fn serve(listener: UnixListener, instance: Arc<Instance>, shutdown: Shutdown) {
-    let mut codec = LengthDelimitedCodec::builder();
-    codec.max_frame_length(fazt_proto::MAX_FRAME_BYTES);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -119,11 +114,11 @@ pub async fn serve(listener: UnixListener, instance: Arc<Instance>, shutdown: Sh
                 continue;
             }
         };
-        let transport = tarpc::serde_transport::new(codec.new_framed(conn), Bincode::default());
+        let transport = fazt_proto::wire::transport(conn);
         let connection = ControlConnection::new(instance.clone());
         tokio::spawn(
             BaseChannel::with_defaults(transport)
-                .execute(WithRequestId(connection.serve()))
+                .execute(WithRequestId(connection.gated()))
                 .for_each(|response| async move {
                     tokio::spawn(response);
                 }),

@@ -1,5 +1,5 @@
-//! One control connection: the handshake gate, and dispatch to one small
-//! handler per request kind (`status`, `sites`, `deploy`).
+//! One control connection: the handshake gate ([`Gated`]), and dispatch to
+//! one small handler per request kind (`status`, `sites`, `deploy`, ...).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -45,12 +45,11 @@ impl ControlConnection {
         ControlConnection { instance, state }
     }
 
-    /// Every request but `hello` must come after a successful handshake.
-    fn greeted(&self) -> Result<(), RpcError> {
-        if self.state.greeted.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err(RpcError::NoHandshake)
+    /// The tarpc service for this connection, behind the handshake gate.
+    pub fn gated(self) -> Gated {
+        Gated {
+            state: self.state.clone(),
+            inner: self.serve(),
         }
     }
 }
@@ -74,22 +73,18 @@ impl Control for ControlConnection {
     }
 
     async fn status(self, _: Context) -> Result<DaemonStatus, RpcError> {
-        self.greeted()?;
         status::status(&self.instance).await
     }
 
     async fn sites(self, _: Context) -> Result<Vec<SiteInfo>, RpcError> {
-        self.greeted()?;
         sites::list(&self.instance).await
     }
 
     async fn remove_site(self, _: Context, name: String) -> Result<(), RpcError> {
-        self.greeted()?;
         sites::remove(&self.instance, name).await
     }
 
     async fn history(self, _: Context, site: String) -> Result<Vec<VersionInfo>, RpcError> {
-        self.greeted()?;
         sites::history(&self.instance, site).await
     }
 
@@ -99,7 +94,6 @@ impl Control for ControlConnection {
         site: String,
         version: Option<u64>,
     ) -> Result<RollbackOutcome, RpcError> {
-        self.greeted()?;
         sites::rollback(&self.instance, site, version).await
     }
 
@@ -108,22 +102,18 @@ impl Control for ControlConnection {
         _: Context,
         manifest: DeployManifest,
     ) -> Result<DeployPlan, RpcError> {
-        self.greeted()?;
         deploy::begin(&self.instance, self.state.id, manifest).await
     }
 
     async fn upload(self, _: Context, deploy_id: u64, chunks: Vec<Chunk>) -> Result<u64, RpcError> {
-        self.greeted()?;
         deploy::upload(&self.instance, self.state.id, deploy_id, chunks).await
     }
 
     async fn commit_deploy(self, _: Context, deploy_id: u64) -> Result<DeployOutcome, RpcError> {
-        self.greeted()?;
         deploy::commit(&self.instance, self.state.id, deploy_id).await
     }
 
     async fn config_get(self, _: Context) -> Result<Vec<ConfigEntry>, RpcError> {
-        self.greeted()?;
         status::config_get(&self.instance).await
     }
 
@@ -135,12 +125,10 @@ impl Control for ControlConnection {
         limit: u32,
         wait_ms: u32,
     ) -> Result<Vec<LogLine>, RpcError> {
-        self.greeted()?;
         functions::logs(&self.instance, site, after, limit, wait_ms).await
     }
 
     async fn env_list(self, _: Context, site: String) -> Result<Vec<EnvVar>, RpcError> {
-        self.greeted()?;
         functions::env_list(&self.instance, site).await
     }
 
@@ -151,12 +139,10 @@ impl Control for ControlConnection {
         name: String,
         value: String,
     ) -> Result<(), RpcError> {
-        self.greeted()?;
         functions::env_set(&self.instance, site, name, value).await
     }
 
     async fn env_unset(self, _: Context, site: String, name: String) -> Result<bool, RpcError> {
-        self.greeted()?;
         functions::env_unset(&self.instance, site, name).await
     }
 
@@ -166,7 +152,6 @@ impl Control for ControlConnection {
         key: String,
         value: String,
     ) -> Result<ConfigEntry, RpcError> {
-        self.greeted()?;
         status::config_set(&self.instance, key, value).await
     }
 
@@ -177,37 +162,96 @@ impl Control for ControlConnection {
         channel: String,
         data_json: String,
     ) -> Result<PublishOutcome, RpcError> {
-        self.greeted()?;
         realtime::publish(&self.instance, site, channel, data_json).await
     }
 
     async fn unit_status(self, _: Context) -> Result<Option<UnitStatus>, RpcError> {
-        self.greeted()?;
         unit::unit_status().await
     }
 
     async fn restart(self, _: Context) -> Result<RestartTicket, RpcError> {
-        self.greeted()?;
         unit::restart().await
     }
 
     async fn daemon_logs(self, _: Context, max: u32) -> Result<Vec<String>, RpcError> {
-        self.greeted()?;
         unit::daemon_logs(max).await
     }
 
     async fn upgrade_begin(self, _: Context, size: u64, hash: BlobHash) -> Result<(), RpcError> {
-        self.greeted()?;
         upgrade::begin(&self.state, size, hash)
     }
 
     async fn upgrade_chunk(self, _: Context, chunk: Chunk) -> Result<(), RpcError> {
-        self.greeted()?;
         upgrade::chunk(&self.state, chunk)
     }
 
     async fn upgrade_commit(self, _: Context) -> Result<UpgradeOutcome, RpcError> {
-        self.greeted()?;
         upgrade::commit(&self.state).await
     }
+}
+
+/// The handshake gate: every request but `hello` is refused with
+/// [`RpcError::NoHandshake`] until `hello` succeeded on the connection. The
+/// one place that checks it; the match is exhaustive, so a new method cannot
+/// be added without deciding here.
+#[derive(Clone)]
+pub struct Gated {
+    state: Arc<ConnectionState>,
+    inner: ServeControl<ControlConnection>,
+}
+
+impl tarpc::server::Serve for Gated {
+    type Req = ControlRequest;
+    type Resp = ControlResponse;
+
+    async fn serve(
+        self,
+        ctx: Context,
+        req: ControlRequest,
+    ) -> Result<ControlResponse, tarpc::ServerError> {
+        if !self.state.greeted.load(Ordering::Acquire) {
+            if let Some(refusal) = refuse_before_hello(&req) {
+                return Ok(refusal);
+            }
+        }
+        self.inner.serve(ctx, req).await
+    }
+}
+
+/// The answer to `req` on a connection that has not said `hello` (`None`
+/// for `hello` itself).
+fn refuse_before_hello(req: &ControlRequest) -> Option<ControlResponse> {
+    macro_rules! refuse {
+        ($($method:ident),* $(,)?) => {
+            match req {
+                ControlRequest::Hello { .. } => None,
+                $( ControlRequest::$method { .. } => {
+                    Some(ControlResponse::$method(Err(RpcError::NoHandshake)))
+                } )*
+            }
+        };
+    }
+    refuse!(
+        Status,
+        Sites,
+        RemoveSite,
+        History,
+        Rollback,
+        BeginDeploy,
+        Upload,
+        CommitDeploy,
+        ConfigGet,
+        ConfigSet,
+        Logs,
+        EnvList,
+        EnvSet,
+        EnvUnset,
+        Publish,
+        UnitStatus,
+        Restart,
+        DaemonLogs,
+        UpgradeBegin,
+        UpgradeChunk,
+        UpgradeCommit,
+    )
 }
