@@ -274,8 +274,13 @@ fn faztd_killed_mid_deploy_keeps_the_previous_version_and_the_deploy_can_be_redo
     let deploy = deploy_under_way(&d, site.path());
     d.kill_hard();
     let out = deploy.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "the deploy failed and says so");
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the deploy failed and says so ({}): {stderr}",
+        out.status
+    );
     assert!(stderr.contains("error:"), "{stderr}");
 
     std::fs::rename(&data_dir, &moved).unwrap();
