@@ -211,6 +211,26 @@ impl Drop for Faztd {
     }
 }
 
+/// Runs faztd on `data_dir` with `args` where it must refuse to start: its
+/// exit code and what it logged. Panics (and stops it by pid) should it
+/// keep running.
+pub fn faztd_refusing(data_dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut process = Process::spawn(
+        Command::new(bin("faztd"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("XDG_RUNTIME_DIR", data_dir.join("run")),
+    )
+    .expect("spawn faztd");
+    let Some(status) = process.wait(PATIENCE) else {
+        panic!("faztd kept running: {}", process.stderr.text());
+    };
+    process.stderr.wait_closed(PATIENCE);
+    (status.code(), process.stderr.text())
+}
+
 /// Where a daemon started by [`Faztd::start_in`] puts its control socket.
 pub fn socket_for(data_dir: &Path) -> PathBuf {
     data_dir.join("run/fazt/faztd.sock")

@@ -3,12 +3,11 @@
 //! version keeps serving, byte for byte, and the next deploy works.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use fazt_e2e::control::{self, begin, chunk_of, commit, ctx, hash, upload};
 use fazt_e2e::daemon::{libc_sig, Faztd};
-use fazt_e2e::process::stop_child;
-use fazt_e2e::wait::poll;
+use fazt_e2e::process::Process;
 use fazt_e2e::{bin, http, wait_until, PATIENCE};
 use fazt_proto::{Chunk, RpcError};
 
@@ -205,23 +204,19 @@ fn big_site(dir: &Path, mib: usize) {
 
 /// Starts `faztctl deploy DIR --site keep` (a big site), and returns once
 /// its upload is under way: the daemon's database has grown by 16 MiB.
-fn deploy_under_way(d: &Faztd, dir: &Path) -> Child {
+fn deploy_under_way(d: &Faztd, dir: &Path) -> Process {
     let before = d.db_bytes();
-    let mut deploy = Command::new(bin("faztctl"))
-        .args(["--socket", d.socket().to_str().unwrap(), "deploy"])
-        .arg(dir)
-        .args(["--site", "keep"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let under_way = poll(PATIENCE, || {
-        (d.db_bytes() > before + 16 * MIB as u64).then_some(())
+    // (Dropped, e.g. by a failing assertion, it is killed by pid.)
+    let deploy = Process::spawn(
+        Command::new(bin("faztctl"))
+            .args(["--socket", d.socket().to_str().unwrap(), "deploy"])
+            .arg(dir)
+            .args(["--site", "keep"]),
+    )
+    .unwrap();
+    wait_until(PATIENCE, "the upload to be under way", || {
+        d.db_bytes() > before + 16 * MIB as u64
     });
-    if under_way.is_none() {
-        stop_child(&mut deploy, libc_sig::SIGKILL, PATIENCE);
-        panic!("the upload never got under way; faztd's log:\n{}", d.log());
-    }
     deploy
 }
 
@@ -244,7 +239,7 @@ fn a_client_that_disappears_mid_upload_leaves_nothing_behind() {
     let site = tempfile::tempdir().unwrap();
     big_site(site.path(), 64);
     let mut deploy = deploy_under_way(&d, site.path());
-    stop_child(&mut deploy, libc_sig::SIGKILL, PATIENCE);
+    deploy.stop(libc_sig::SIGKILL, PATIENCE);
     assert_baseline(&d);
     // A fresh deploy works.
     let out = d.deploy_json(site.path(), "fresh");
@@ -271,15 +266,15 @@ fn faztd_killed_mid_deploy_keeps_the_previous_version_and_the_deploy_can_be_redo
     let moved = keep_dir.path().join("data");
     let site = tempfile::tempdir().unwrap();
     big_site(site.path(), 96);
-    let deploy = deploy_under_way(&d, site.path());
+    let mut deploy = deploy_under_way(&d, site.path());
     d.kill_hard();
-    let out = deploy.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let status = deploy.wait(PATIENCE).expect("faztctl ends when faztd dies");
+    deploy.stderr.wait_closed(PATIENCE);
+    let stderr = deploy.stderr.text();
     assert_eq!(
-        out.status.code(),
+        status.code(),
         Some(1),
-        "the deploy failed and says so ({}): {stderr}",
-        out.status
+        "the deploy failed and says so ({status}): {stderr}"
     );
     assert!(stderr.contains("error:"), "{stderr}");
 
