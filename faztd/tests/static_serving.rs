@@ -599,9 +599,12 @@ fn shutdown_lets_in_flight_requests_finish() {
         .unwrap();
     let mut first = vec![0u8; 64 * 1024];
     stream.read_exact(&mut first).unwrap();
-    // Ask the server to stop while the body is still being sent.
+    // Ask the server to stop while the body is still being sent, and wait
+    // until it has: it no longer accepts connections.
     s.stop.take().unwrap().begin();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    fazt_e2e::wait_until(fazt_e2e::PATIENCE, "the server to stop accepting", || {
+        std::net::TcpStream::connect(s.addr).is_err()
+    });
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest).unwrap();
     first.extend_from_slice(&rest);

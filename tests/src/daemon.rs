@@ -1,22 +1,27 @@
 //! Running a real `faztd` for a test: its own temporary data directory, a
-//! free loopback port, and a guaranteed stop (SIGTERM, then SIGKILL) when
-//! the handle is dropped.
+//! free loopback port, its output read as it is written (so a chatty daemon
+//! never blocks on a full pipe, and a test can wait for a log line), and a
+//! guaranteed stop (SIGTERM, then SIGKILL) when the handle is dropped.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::time::Duration;
 
 use crate::bin;
+use crate::process::Process;
+use crate::wait::PATIENCE;
+
+pub use crate::process::{libc_sig, signal_pid};
 
 /// A running faztd.
 pub struct Faztd {
-    child: Option<Child>,
+    /// The process, its stdout (the banner) and stderr (the log) drained as
+    /// they are written.
+    process: Option<Process>,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
-    /// Everything the daemon printed to stdout so far (the banner).
+    /// Everything the daemon printed to stdout until it was ready (the banner).
     pub banner: Vec<String>,
     _temp: Option<tempfile::TempDir>,
 }
@@ -30,6 +35,18 @@ impl Faztd {
         daemon
     }
 
+    /// Starts faztd on a fresh data directory with `settings` (key, value)
+    /// set through `faztctl config set`, restarted so that the ones read at
+    /// start (function workers and limits, realtime history) apply.
+    pub fn start_with(settings: &[(&str, &str)]) -> Faztd {
+        let mut daemon = Faztd::start();
+        for (key, value) in settings {
+            daemon.ctl(&["config", "set", key, value]).ok();
+        }
+        daemon.restart();
+        daemon
+    }
+
     /// Starts faztd with `data_dir` and extra arguments, waiting until it
     /// prints the address it listens on. Returns its stderr on failure.
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Result<Faztd, String> {
@@ -38,77 +55,77 @@ impl Faztd {
 
     /// Like [`Faztd::start_in`], running the faztd binary at `program`.
     pub fn start_program(program: &Path, data_dir: &Path, extra: &[&str]) -> Result<Faztd, String> {
-        let mut cmd = Command::new(program);
-        cmd.arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .env("XDG_RUNTIME_DIR", data_dir.join("run"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| format!("spawn faztd: {e}"))?;
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut banner = Vec::new();
-        while Instant::now() < deadline {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) => {
-                    let addr = line
-                        .split("listening on http://")
-                        .nth(1)
-                        .and_then(|a| a.trim().parse::<SocketAddr>().ok());
-                    banner.push(line);
-                    if let Some(addr) = addr {
-                        // Collect the rest of the banner (it is printed at once).
-                        while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-                            banner.push(line);
-                            if banner.last().is_some_and(|l| l.starts_with("data:")) {
-                                break;
-                            }
-                        }
-                        return Ok(Faztd {
-                            child: Some(child),
-                            addr,
-                            data_dir: data_dir.to_path_buf(),
-                            banner,
-                            _temp: None,
-                        });
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Ok(Some(_)) = child.try_wait() {
-                        break;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        let _ = child.kill();
-        let output = child.wait_with_output().map_err(|e| e.to_string())?;
-        Err(format!(
-            "faztd did not start (status {:?}): {}",
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr)
-        ))
+        let mut process = Process::spawn(
+            Command::new(program)
+                .arg("--data-dir")
+                .arg(data_dir)
+                .args(["--listen", "127.0.0.1:0"])
+                .args(extra)
+                .env("RUST_LOG", "info")
+                // Plain log lines (`key=value`, no colour codes) for tests to read.
+                .env("NO_COLOR", "1")
+                .env("XDG_RUNTIME_DIR", data_dir.join("run")),
+        )
+        .map_err(|e| format!("spawn faztd: {e}"))?;
+        // The banner is printed at once: the address first, `data:` last.
+        // Both waits end early if faztd exits (its stdout closes).
+        let addr = process
+            .stdout
+            .wait_for_line(PATIENCE, |l| l.contains("listening on http://"))
+            .and_then(|line| {
+                let addr = line.split("listening on http://").nth(1)?;
+                addr.trim().parse::<SocketAddr>().ok()
+            })
+            .filter(|_| {
+                let end = process
+                    .stdout
+                    .wait_for_line(PATIENCE, |l| l.starts_with("data:"));
+                end.is_some()
+            });
+        let Some(addr) = addr else {
+            let status = process.stop(libc_sig::SIGKILL, PATIENCE);
+            process.stderr.wait_closed(PATIENCE);
+            return Err(format!(
+                "faztd did not start (status {:?}): {}",
+                status.and_then(|s| s.code()),
+                process.stderr.text()
+            ));
+        };
+        Ok(Faztd {
+            banner: process.stdout.lines(),
+            process: Some(process),
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            _temp: None,
+        })
+    }
+
+    fn process(&self) -> &Process {
+        self.process.as_ref().expect("faztd is running")
     }
 
     /// Stops the daemon (SIGTERM) and starts it again on the same data.
     pub fn restart(&mut self) {
         self.stop_with(libc_sig::SIGTERM);
         let mut again = Faztd::start_in(&self.data_dir, &[]).expect("faztd restarts");
-        self.child = again.child.take();
+        self.process = again.process.take();
         self.addr = again.addr;
         self.banner = std::mem::take(&mut again.banner);
+    }
+
+    /// What the running daemon has logged so far (its stderr).
+    pub fn log(&self) -> String {
+        self.process().stderr.text()
+    }
+
+    /// Waits for the daemon to log a line matching `wanted` (or to have
+    /// logged it already) and returns the line; panics naming `what` if it
+    /// does not come.
+    pub fn wait_for_log(&self, what: &str, wanted: impl FnMut(&str) -> bool) -> String {
+        let stderr = &self.process().stderr;
+        stderr
+            .wait_for_line(PATIENCE, wanted)
+            .unwrap_or_else(|| panic!("faztd never logged {what}; its log:\n{}", stderr.text()))
     }
 
     /// Deploys `files` (path in the site, contents) as `site` with faztctl,
@@ -125,6 +142,14 @@ impl Faztd {
         dir
     }
 
+    /// `faztctl deploy DIR --site SITE --json`, which must succeed; its report.
+    pub fn deploy_json(&self, dir: &Path, site: &str) -> serde_json::Value {
+        let dir = dir.to_str().expect("UTF-8 site path");
+        self.ctl(&["deploy", dir, "--site", site, "--json"])
+            .ok()
+            .json()
+    }
+
     /// The control socket (under the data dir's `run/`, our XDG_RUNTIME_DIR).
     pub fn socket(&self) -> PathBuf {
         socket_for(&self.data_dir)
@@ -137,16 +162,13 @@ impl Faztd {
 
     /// Stops the daemon abruptly, as a crash or the OOM killer would.
     pub fn kill_hard(&mut self) {
-        let mut child = self.child.take().expect("running");
-        let _ = child.kill();
-        let _ = child.wait();
+        let mut process = self.process.take().expect("faztd is running");
+        process.stop(libc_sig::SIGKILL, PATIENCE);
     }
 
     /// Whether the process is still alive.
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.process.as_mut().is_some_and(|p| p.exited().is_none())
     }
 
     /// Peak resident memory of the daemon so far, in KiB (Linux `VmHWM`).
@@ -160,49 +182,53 @@ impl Faztd {
             .unwrap_or(0)
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
+    /// The size of the database file now, in bytes.
+    pub fn db_bytes(&self) -> u64 {
+        std::fs::metadata(self.data_dir.join("data.redb")).map_or(0, |m| m.len())
     }
 
-    /// Sends a signal and waits for the process to exit.
+    pub fn pid(&self) -> u32 {
+        self.process().id()
+    }
+
+    /// Sends a signal and waits for the process to exit; returns how it
+    /// exited and everything it logged.
     pub fn stop_with(&mut self, signal: i32) -> (ExitStatus, String) {
-        let mut child = self.child.take().expect("running");
-        signal_pid(child.id(), signal);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                let mut stderr = String::new();
-                if let Some(mut err) = child.stderr.take() {
-                    use std::io::Read;
-                    let _ = err.read_to_string(&mut stderr);
-                }
-                return (status, stderr);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("faztd did not exit within 20 s of signal {signal}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut process = self.process.take().expect("faztd is running");
+        let status = process
+            .stop(signal, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("faztd did not exit within 20 s of signal {signal}"));
+        process.stderr.wait_closed(PATIENCE);
+        (status, process.stderr.text())
     }
 }
 
 impl Drop for Faztd {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            signal_pid(child.id(), libc_sig::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut process) = self.process.take() {
+            process.stop(libc_sig::SIGTERM, Duration::from_secs(5));
         }
     }
+}
+
+/// Runs faztd on `data_dir` with `args` where it must refuse to start: its
+/// exit code and what it logged. Panics (and stops it by pid) should it
+/// keep running.
+pub fn faztd_refusing(data_dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut process = Process::spawn(
+        Command::new(bin("faztd"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("XDG_RUNTIME_DIR", data_dir.join("run")),
+    )
+    .expect("spawn faztd");
+    let Some(status) = process.wait(PATIENCE) else {
+        panic!("faztd kept running: {}", process.stderr.text());
+    };
+    process.stderr.wait_closed(PATIENCE);
+    (status.code(), process.stderr.text())
 }
 
 /// Where a daemon started by [`Faztd::start_in`] puts its control socket.
@@ -216,6 +242,16 @@ pub struct CtlOutput {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl From<Output> for CtlOutput {
+    fn from(out: Output) -> CtlOutput {
+        CtlOutput {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
 }
 
 impl CtlOutput {
@@ -247,25 +283,5 @@ pub fn faztctl(socket: &Path, args: &[&str]) -> CtlOutput {
         .stdin(Stdio::null())
         .output()
         .expect("run faztctl");
-    CtlOutput {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Signal numbers used by tests.
-pub mod libc_sig {
-    pub const SIGTERM: i32 = 15;
-    pub const SIGKILL: i32 = 9;
-    pub const SIGINT: i32 = 2;
-}
-
-/// Sends `signal` to `pid` (our own child process).
-pub fn signal_pid(pid: u32, signal: i32) {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
-    if let Ok(sig) = Signal::try_from(signal) {
-        let _ = kill(Pid::from_raw(pid as i32), sig);
-    }
+    CtlOutput::from(out)
 }

@@ -2,13 +2,27 @@
 //! HTTP to them with a deliberately dumb client that sends bytes exactly as
 //! written (so tests can send malformed hosts and hostile paths that a real
 //! HTTP library would refuse or normalise away).
+//!
+//! Three rules every test here keeps, with the helper that keeps it:
+//! - wait for an event, never sleep and hope: [`wait_until`]/[`wait_for`]
+//!   (polling with a deadline), [`process::Captured::wait_for_line`]
+//!   (a line of a child's output), [`daemon::Faztd::wait_for_log`];
+//! - every pipe of a child is drained as it is written, and every child is
+//!   stopped by pid: [`process::Process`], [`process::stop_child`];
+//! - a test that lacks something (root, sshd, systemd) never passes as if it
+//!   had run: [`skip_unless!`] skips loudly, or fails where `CI` is set.
 
 pub mod control;
 pub mod daemon;
 pub mod http;
+pub mod process;
+pub mod require;
 pub mod sshd;
 pub mod systemd;
+pub mod wait;
 pub mod ws;
+
+pub use wait::{wait_for, wait_until, PATIENCE};
 
 use std::path::PathBuf;
 

@@ -5,7 +5,12 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::daemon::{CtlOutput, Faztd};
+use crate::process::{libc_sig, stop_child, Captured};
+use crate::require::missing_programs;
+use crate::wait::{poll, PATIENCE};
 
 pub struct Sshd {
     child: Option<Child>,
@@ -14,6 +19,8 @@ pub struct Sshd {
     /// The `ssh` command tests hand to faztctl as `FAZT_SSH`.
     pub ssh_command: String,
     created_privsep: bool,
+    /// sshd's own log (`-e`, errors only), drained as it is written.
+    log: Captured,
 }
 
 fn keygen(path: &Path) {
@@ -31,20 +38,22 @@ pub fn current_user() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The sshd binary, or `None` (tests then say they are skipped).
-pub fn sshd_binary() -> Option<PathBuf> {
-    ["/usr/sbin/sshd", "/usr/bin/sshd"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+/// What this machine lacks to run [`Sshd`], for
+/// [`skip_unless!`](crate::skip_unless): `None` when nothing.
+pub fn missing() -> Option<String> {
+    missing_programs(&[
+        ("sshd", "openssh-server"),
+        ("ssh", "openssh-client"),
+        ("ssh-keygen", "openssh-client"),
+    ])
 }
 
 impl Sshd {
     /// Starts sshd. `hosts` are extra `Host` blocks for the client config
     /// (alias, extra lines, where `{PORT}` becomes the server's port);
-    /// `fazt-test` always points at this server.
-    pub fn start(hosts: &[(&str, &str)]) -> Option<Sshd> {
-        let binary = sshd_binary()?;
+    /// `fazt-test` always points at this server. Check [`missing`] first.
+    pub fn start(hosts: &[(&str, &str)]) -> Sshd {
+        let binary = crate::require::find_program("sshd").expect("sshd is installed");
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         keygen(&d.join("host_key"));
@@ -97,27 +106,38 @@ impl Sshd {
         }
         std::fs::write(d.join("ssh_config"), config).unwrap();
         let created_privsep = privsep_acquire();
-        let child = Command::new(&binary)
+        let mut child = Command::new(&binary)
             .args(["-D", "-e", "-f"])
             .arg(d.join("sshd_config"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("sshd starts");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "sshd did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // Its log (errors only): read as written, and shown if it fails to start.
+        let log = Captured::drain(child.stderr.take().expect("stderr"));
+        // Listening, or exited (then there is no point waiting on).
+        let listening = poll(PATIENCE, || {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(true);
+            }
+            child.try_wait().ok().flatten().map(|_| false)
+        });
         let ssh_command = format!("ssh -F {}", d.join("ssh_config").display());
-        Some(Sshd {
+        let sshd = Sshd {
             child: Some(child),
             port,
             dir,
             ssh_command,
             created_privsep,
-        })
+            log,
+        };
+        assert!(
+            listening == Some(true),
+            "sshd did not listen on {port}: {}",
+            sshd.log.text()
+        );
+        sshd
     }
 
     /// ssh processes still running with this server's client config.
@@ -160,9 +180,61 @@ fn privsep_release(_created: bool) {
 impl Drop for Sshd {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            crate::daemon::signal_pid(child.id(), crate::daemon::libc_sig::SIGTERM);
-            let _ = child.wait();
+            stop_child(&mut child, libc_sig::SIGTERM, Duration::from_secs(10));
         }
         privsep_release(self.created_privsep);
+    }
+}
+
+/// faztctl as a user who reaches remotes through an [`Sshd`]: its own config
+/// directory (so its own `remotes.toml`), the server's ssh client config,
+/// and optionally a local daemon of its own.
+pub struct RemoteCtl {
+    pub config: tempfile::TempDir,
+    ssh_command: String,
+    local_socket: Option<PathBuf>,
+}
+
+impl RemoteCtl {
+    /// faztctl for `sshd`, whose local daemon is `local` (`None`: no local
+    /// daemon runs).
+    pub fn new(sshd: &Sshd, local: Option<&Faztd>) -> RemoteCtl {
+        RemoteCtl {
+            config: tempfile::tempdir().expect("tempdir"),
+            ssh_command: sshd.ssh_command.clone(),
+            local_socket: local.map(Faztd::socket),
+        }
+    }
+
+    /// Runs faztctl with `args`.
+    pub fn run(&self, args: &[&str]) -> CtlOutput {
+        // The local daemon is found through XDG_RUNTIME_DIR, as a user's would.
+        let runtime_dir = match &self.local_socket {
+            Some(socket) => socket
+                .parent()
+                .and_then(Path::parent)
+                .expect("RUNTIME/fazt/faztd.sock")
+                .to_path_buf(),
+            None => self.config.path().join("no-runtime"),
+        };
+        Command::new(crate::bin("faztctl"))
+            .args(args)
+            .env("XDG_CONFIG_HOME", self.config.path())
+            .env("XDG_RUNTIME_DIR", runtime_dir)
+            .env("FAZT_SSH", &self.ssh_command)
+            .env("NO_COLOR", "1")
+            .env_remove("FAZT_SOCKET")
+            .stdin(Stdio::null())
+            .output()
+            .expect("faztctl runs")
+            .into()
+    }
+
+    /// `faztctl remote add NAME HOST --socket` (the socket of `daemon`),
+    /// which must succeed. `HOST` is one of the server's ssh aliases.
+    pub fn add_remote(&self, name: &str, host: &str, daemon: &Faztd) {
+        let socket = daemon.socket().display().to_string();
+        self.run(&["remote", "add", name, host, "--socket", &socket])
+            .ok();
     }
 }

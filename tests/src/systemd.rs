@@ -11,8 +11,9 @@
 //! is left in its cgroup by pid, and removes the cgroup, the runtime
 //! directory and the user: the machine is left as it was found.
 //!
-//! Everything here needs root; [`UserManager::start`] says why it cannot run
-//! instead of pretending, and the tests print that reason and skip.
+//! Everything here needs root; [`missing_user_manager`] says what this
+//! machine lacks, for [`skip_unless!`](crate::skip_unless) (which skips
+//! loudly, or fails where `CI` is set).
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -20,7 +21,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::process::{libc_sig, signal_pid, stop_child};
+use crate::require::{missing_programs, missing_root};
+use crate::wait::{poll, wait_until, PATIENCE};
 
 /// Tests that start a manager run one at a time (each creates a user and
 /// a cgroup; two at once would only compete for the two cores).
@@ -28,39 +33,35 @@ pub static SERIAL: Mutex<()> = Mutex::new(());
 
 static NEXT_USER: AtomicU32 = AtomicU32::new(0);
 
-/// Why a root-only test cannot run here, or `None` if it can.
-pub fn root_skip_reason() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("needs root (it creates a test user, a cgroup and /run/user/UID)".into());
-    }
-    for tool in [
-        "/lib/systemd/systemd",
-        "/usr/bin/unshare",
-        "/usr/bin/setpriv",
-        "/usr/sbin/useradd",
-    ] {
-        if !Path::new(tool).exists() {
-            return Some(format!(
-                "{tool} is missing (scripts/test-deps.sh installs it)"
-            ));
-        }
-    }
-    if cgroup_root().is_none() {
-        return Some("no cgroup v2 hierarchy to delegate to a user manager".into());
-    }
-    None
+/// What this machine lacks to run a [`UserManager`] (and the private bus the
+/// linger test adds), for [`skip_unless!`](crate::skip_unless): `None` when
+/// nothing.
+pub fn missing_user_manager() -> Option<String> {
+    missing_root("it creates a test user, a cgroup and /run/user/UID")
+        .or_else(|| {
+            missing_programs(&[
+                ("/lib/systemd/systemd", "systemd"),
+                ("systemctl", "systemd"),
+                ("busctl", "systemd"),
+                ("/usr/lib/systemd/user/dbus.socket", "dbus-user-session"),
+                ("dbus-daemon", "dbus-daemon"),
+                ("unshare", "util-linux"),
+                ("setpriv", "util-linux"),
+                ("useradd", "passwd"),
+            ])
+        })
+        .or_else(|| {
+            cgroup_root()
+                .is_none()
+                .then(|| "no cgroup v2 hierarchy to delegate to a user manager".into())
+        })
 }
 
-/// Prints a skip line the test output shows (never a silent pass).
-#[macro_export]
-macro_rules! skip_unless_root {
-    () => {
-        if let Some(reason) = $crate::systemd::root_skip_reason() {
-            eprintln!("SKIPPED {}: {reason}", module_path!());
-            println!("SKIPPED {}: {reason}", module_path!());
-            return;
-        }
-    };
+/// What this machine lacks to start a process in a private mount namespace
+/// (as the journald test does): `None` when nothing.
+pub fn missing_mount_namespace() -> Option<String> {
+    missing_root("it mounts a tmpfs in a private mount namespace")
+        .or_else(|| missing_programs(&[("unshare", "util-linux")]))
 }
 
 fn cgroup_root() -> Option<PathBuf> {
@@ -190,7 +191,7 @@ impl Drop for TestUser {
     fn drop(&mut self) {
         // Anything still running as the user (there should be nothing): by pid.
         for pid in pids_of_uid(self.uid) {
-            crate::daemon::signal_pid(pid, crate::daemon::libc_sig::SIGKILL);
+            signal_pid(pid, libc_sig::SIGKILL);
         }
         let _ = Command::new("userdel").args(["-r", &self.name]).output();
         let _ = std::fs::remove_dir_all(&self.home);
@@ -281,8 +282,7 @@ impl UserManager {
             child: Some(child),
             log,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        let up = poll(PATIENCE, || {
             let state = manager
                 .run(
                     "busctl",
@@ -296,16 +296,14 @@ impl UserManager {
                     ],
                 )
                 .stdout;
-            if state.contains("running") || state.contains("degraded") {
-                return manager;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "systemd --user did not come up: {}",
-                std::fs::read_to_string(&manager.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            (state.contains("running") || state.contains("degraded")).then_some(())
+        });
+        assert!(
+            up.is_some(),
+            "systemd --user did not come up: {}",
+            std::fs::read_to_string(&manager.log).unwrap_or_default()
+        );
+        manager
     }
 
     /// The environment a session of the user would have.
@@ -357,28 +355,16 @@ impl Drop for UserManager {
         if let Some(mut child) = self.child.take() {
             // A user manager treats SIGTERM as "start exit.target": it stops
             // its units (faztd, dbus) and exits.
-            crate::daemon::signal_pid(child.id(), crate::daemon::libc_sig::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            stop_child(&mut child, libc_sig::SIGTERM, Duration::from_secs(15));
         }
         // Whatever is left in the delegated cgroup, by pid; then the cgroups.
-        for _ in 0..50 {
+        poll(Duration::from_secs(5), || {
             let pids = cgroup_pids(&self.cgroup);
-            if pids.is_empty() {
-                break;
+            for pid in &pids {
+                signal_pid(*pid, libc_sig::SIGKILL);
             }
-            for pid in pids {
-                crate::daemon::signal_pid(pid, crate::daemon::libc_sig::SIGKILL);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            pids.is_empty().then_some(())
+        });
         remove_cgroup_tree(&self.cgroup);
         let _ = std::fs::remove_dir_all(&self.runtime_dir);
         let _ = std::fs::remove_file(&self.log);
@@ -458,20 +444,17 @@ impl PrivateBus {
             .stderr(Stdio::null())
             .spawn()
             .expect("start dbus-daemon");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "dbus-daemon did not create its socket"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).unwrap();
-        PrivateBus {
+        // Owned (and so stopped when dropped) before anything can fail.
+        let bus = PrivateBus {
             child,
             address: format!("unix:path={}", socket.display()),
             dir,
-        }
+        };
+        wait_until(PATIENCE, "dbus-daemon to create its socket", || {
+            socket.exists()
+        });
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).unwrap();
+        bus
     }
 
     pub fn dir(&self) -> &Path {
@@ -481,8 +464,7 @@ impl PrivateBus {
 
 impl Drop for PrivateBus {
     fn drop(&mut self) {
-        crate::daemon::signal_pid(self.child.id(), crate::daemon::libc_sig::SIGTERM);
-        let _ = self.child.wait();
+        stop_child(&mut self.child, libc_sig::SIGTERM, Duration::from_secs(10));
     }
 }
 

@@ -100,31 +100,13 @@ fn deploy_serves_the_files_and_redeploy_uploads_only_changes() {
     }
 
     // Same content again: nothing to upload, a new version all the same.
-    let again = d
-        .ctl(&[
-            "deploy",
-            site.path().to_str().unwrap(),
-            "--site",
-            "blog",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let again = d.deploy_json(site.path(), "blog");
     assert_eq!(again["uploaded_blobs"], 0);
     assert!(again["version"].as_u64() > first["version"].as_u64());
 
     // One changed file: one blob uploaded.
     write(site.path(), "index.html", b"<h1>v2</h1>");
-    let third = d
-        .ctl(&[
-            "deploy",
-            site.path().to_str().unwrap(),
-            "--site",
-            "blog",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let third = d.deploy_json(site.path(), "blog");
     assert_eq!(third["uploaded_blobs"], 1);
     assert_eq!(third["uploaded_bytes"], 11);
     assert_eq!(served(&d, "blog", "/").body, b"<h1>v2</h1>");
@@ -180,16 +162,7 @@ fn history_rollback_retention_and_removal() {
     let mut versions = Vec::new();
     for i in 1..=4 {
         write(site.path(), "index.html", format!("version {i}").as_bytes());
-        let out = d
-            .ctl(&[
-                "deploy",
-                site.path().to_str().unwrap(),
-                "--site",
-                "app",
-                "--json",
-            ])
-            .ok()
-            .json();
+        let out = d.deploy_json(site.path(), "app");
         versions.push(out["version"].as_u64().unwrap());
     }
     let history = d.ctl(&["history", "app", "--json"]).ok().json();

@@ -1,9 +1,7 @@
 //! The real faztd binary: first start, restart, refusals, and shutdown.
 
-use std::process::Command;
-
-use fazt_e2e::daemon::{libc_sig, Faztd};
-use fazt_e2e::{bin, http};
+use fazt_e2e::daemon::{faztd_refusing, libc_sig, Faztd};
+use fazt_e2e::http;
 
 #[test]
 fn first_start_seeds_root_and_demo_and_serves_them() {
@@ -104,14 +102,8 @@ fn a_corrupt_database_is_a_clear_error_not_a_panic() {
         b"this is not a redb file at all".repeat(1000),
     )
     .unwrap();
-    let out = Command::new(bin("faztd"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = faztd_refusing(dir.path(), &["--listen", "127.0.0.1:0"]);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("error:"), "{stderr}");
     assert!(stderr.contains("data.redb"), "names the file: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -122,14 +114,8 @@ fn a_taken_port_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(bin("faztd"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["--listen", &addr])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = faztd_refusing(dir.path(), &["--listen", &addr]);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!("cannot listen on {addr}")),
         "{stderr}"

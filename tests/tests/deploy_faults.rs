@@ -3,23 +3,23 @@
 //! version keeps serving, byte for byte, and the next deploy works.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use fazt_e2e::control::{self, ctx, hash};
-use fazt_e2e::daemon::Faztd;
-use fazt_e2e::{bin, http};
-use fazt_proto::{Chunk, DeployManifest, ManifestEntry, RpcError};
+use fazt_e2e::control::{self, begin, chunk_of, commit, ctx, hash, upload};
+use fazt_e2e::daemon::{libc_sig, Faztd};
+use fazt_e2e::process::Process;
+use fazt_e2e::{bin, http, wait_until, PATIENCE};
+use fazt_proto::{Chunk, RpcError};
 
 const BASELINE: &[u8] = b"<h1>the good version</h1>";
+const MIB: usize = 1024 * 1024;
 
 /// A daemon with site `keep` deployed, whose bytes every test re-checks.
 fn daemon_with_baseline() -> (Faztd, tempfile::TempDir) {
     let d = Faztd::start();
     let site = tempfile::tempdir().unwrap();
     std::fs::write(site.path().join("index.html"), BASELINE).unwrap();
-    d.ctl(&["deploy", site.path().to_str().unwrap(), "--site", "keep"])
-        .ok();
+    d.deploy_json(site.path(), "keep");
     assert_baseline(&d);
     (d, site)
 }
@@ -38,14 +38,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn entry(path: &str, data: &[u8]) -> ManifestEntry {
-    ManifestEntry {
-        path: path.into(),
-        hash: hash(data),
-        size: data.len() as u64,
-    }
 }
 
 #[test]
@@ -67,34 +59,20 @@ fn hostile_manifest_paths_are_refused() {
     runtime().block_on(async {
         let client = control::greeted(&d.socket()).await;
         for (path, why) in cases {
-            let manifest = DeployManifest {
-                site: "keep".into(),
-                files: vec![entry(path, b"x")],
-            };
-            let err = client
-                .begin_deploy(ctx(), manifest)
+            let err = begin(&client, "keep", &[(path, b"x")])
                 .await
-                .unwrap()
                 .expect_err(path);
             assert!(matches!(err, RpcError::Invalid(_)), "{path:?}: {err:?}");
             assert!(err.to_string().contains(why), "{path:?}: {err}");
         }
         // Duplicates and bad site names, too.
-        let dup = DeployManifest {
-            site: "keep".into(),
-            files: vec![entry("a", b"1"), entry("a", b"2")],
-        };
-        let err = client.begin_deploy(ctx(), dup).await.unwrap().unwrap_err();
+        let err = begin(&client, "keep", &[("a", b"1"), ("a", b"2")])
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("appears twice"), "{err}");
         for site in ["../keep", "Keep", "admin", ""] {
-            let m = DeployManifest {
-                site: site.into(),
-                files: vec![entry("index.html", b"x")],
-            };
-            assert!(
-                client.begin_deploy(ctx(), m).await.unwrap().is_err(),
-                "site {site:?}"
-            );
+            let refused = begin(&client, site, &[("index.html", b"x")]).await;
+            assert!(refused.is_err(), "site {site:?}");
         }
     });
     assert_baseline(&d);
@@ -106,29 +84,19 @@ fn a_blob_that_does_not_match_its_hash_is_refused() {
     runtime().block_on(async {
         let client = control::greeted(&d.socket()).await;
         let claimed = b"the bytes I promise";
-        let manifest = DeployManifest {
-            site: "keep".into(),
-            files: vec![entry("index.html", claimed)],
-        };
-        let plan = client.begin_deploy(ctx(), manifest).await.unwrap().unwrap();
+        let plan = begin(&client, "keep", &[("index.html", claimed)])
+            .await
+            .unwrap();
         assert_eq!(plan.missing, vec![hash(claimed)]);
         let lie = Chunk {
             hash: hash(claimed),
             offset: 0,
             data: b"the bytes I deliver".to_vec(),
         };
-        let err = client
-            .upload(ctx(), plan.deploy_id, vec![lie])
-            .await
-            .unwrap()
-            .unwrap_err();
+        let err = upload(&client, plan.deploy_id, lie).await.unwrap_err();
         assert!(err.to_string().contains("do not match its hash"), "{err}");
         // The failed deploy cannot be committed.
-        let err = client
-            .commit_deploy(ctx(), plan.deploy_id)
-            .await
-            .unwrap()
-            .unwrap_err();
+        let err = commit(&client, plan.deploy_id).await.unwrap_err();
         assert!(err.to_string().contains("no open deploy"), "{err}");
     });
     assert_baseline(&d);
@@ -139,45 +107,22 @@ fn a_commit_with_missing_blobs_is_refused() {
     let (d, _site) = daemon_with_baseline();
     runtime().block_on(async {
         let client = control::greeted(&d.socket()).await;
-        let data = vec![7u8; 3 * 1024 * 1024];
-        let manifest = DeployManifest {
-            site: "keep".into(),
-            files: vec![entry("index.html", &data)],
-        };
-        let plan = client.begin_deploy(ctx(), manifest).await.unwrap().unwrap();
+        let data = vec![7u8; 3 * MIB];
+        let files = [("index.html", &data)];
+        let plan = begin(&client, "keep", &files).await.unwrap();
         // Send only the first of three chunks, then commit.
-        let first = Chunk {
-            hash: hash(&data),
-            offset: 0,
-            data: data[..1024 * 1024].to_vec(),
-        };
-        client
-            .upload(ctx(), plan.deploy_id, vec![first])
+        upload(&client, plan.deploy_id, chunk_of(&data, 0..MIB))
             .await
-            .unwrap()
             .unwrap();
-        let err = client
-            .commit_deploy(ctx(), plan.deploy_id)
-            .await
-            .unwrap()
-            .unwrap_err();
+        let err = commit(&client, plan.deploy_id).await.unwrap_err();
         assert!(err.to_string().contains("upload is incomplete"), "{err}");
         // Out-of-order and oversized chunks are refused too.
-        let manifest = DeployManifest {
-            site: "keep".into(),
-            files: vec![entry("index.html", &data)],
-        };
-        let plan = client.begin_deploy(ctx(), manifest).await.unwrap().unwrap();
+        let plan = begin(&client, "keep", &files).await.unwrap();
         let skip = Chunk {
-            hash: hash(&data),
-            offset: 1024 * 1024,
-            data: data[..1024 * 1024].to_vec(),
+            offset: MIB as u64,
+            ..chunk_of(&data, 0..MIB)
         };
-        let err = client
-            .upload(ctx(), plan.deploy_id, vec![skip])
-            .await
-            .unwrap()
-            .unwrap_err();
+        let err = upload(&client, plan.deploy_id, skip).await.unwrap_err();
         assert!(err.to_string().contains("expected offset 0"), "{err}");
     });
     assert_baseline(&d);
@@ -245,7 +190,7 @@ fn the_handshake_comes_first_and_mismatches_say_what_to_upgrade() {
 
 fn big_site(dir: &Path, mib: usize) {
     // Random-looking bytes so nothing compresses or deduplicates.
-    let mut block = vec![0u8; 1024 * 1024];
+    let mut block = vec![0u8; MIB];
     let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("big.bin")).unwrap());
     for i in 0..mib {
         blake3::Hasher::new()
@@ -257,74 +202,60 @@ fn big_site(dir: &Path, mib: usize) {
     std::fs::write(dir.join("index.html"), b"<h1>big</h1>").unwrap();
 }
 
+/// Starts `faztctl deploy DIR --site keep` (a big site), and returns once
+/// its upload is under way: the daemon's database has grown by 16 MiB.
+fn deploy_under_way(d: &Faztd, dir: &Path) -> Process {
+    let before = d.db_bytes();
+    // (Dropped, e.g. by a failing assertion, it is killed by pid.)
+    let deploy = Process::spawn(
+        Command::new(bin("faztctl"))
+            .args(["--socket", d.socket().to_str().unwrap(), "deploy"])
+            .arg(dir)
+            .args(["--site", "keep"]),
+    )
+    .unwrap();
+    wait_until(PATIENCE, "the upload to be under way", || {
+        d.db_bytes() > before + 16 * MIB as u64
+    });
+    deploy
+}
+
 #[test]
 fn a_client_that_disappears_mid_upload_leaves_nothing_behind() {
-    let (mut d, _site) = daemon_with_baseline();
+    let (d, _site) = daemon_with_baseline();
     // A raw client sends part of a blob and drops the connection.
     runtime().block_on(async {
         let client = control::greeted(&d.socket()).await;
-        let data = vec![9u8; 2 * 1024 * 1024 + 5];
-        let manifest = DeployManifest {
-            site: "keep".into(),
-            files: vec![entry("index.html", &data)],
-        };
-        let plan = client.begin_deploy(ctx(), manifest).await.unwrap().unwrap();
-        let first = Chunk {
-            hash: hash(&data),
-            offset: 0,
-            data: data[..1024 * 1024].to_vec(),
-        };
-        client
-            .upload(ctx(), plan.deploy_id, vec![first])
+        let data = vec![9u8; 2 * MIB + 5];
+        let plan = begin(&client, "keep", &[("index.html", &data)])
             .await
-            .unwrap()
+            .unwrap();
+        upload(&client, plan.deploy_id, chunk_of(&data, 0..MIB))
+            .await
             .unwrap();
         drop(client);
     });
     // The real faztctl killed in the middle of a large upload.
     let site = tempfile::tempdir().unwrap();
     big_site(site.path(), 64);
-    let mut child = Command::new(bin("faztctl"))
-        .args([
-            "--socket",
-            d.socket().to_str().unwrap(),
-            "deploy",
-            site.path().to_str().unwrap(),
-            "--site",
-            "keep",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(150));
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut deploy = deploy_under_way(&d, site.path());
+    deploy.stop(libc_sig::SIGKILL, PATIENCE);
     assert_baseline(&d);
     // A fresh deploy works.
-    let out = d
-        .ctl(&[
-            "deploy",
-            site.path().to_str().unwrap(),
-            "--site",
-            "fresh",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let out = d.deploy_json(site.path(), "fresh");
     assert_eq!(out["files"], 2);
     assert_eq!(
         http::get(d.addr, "fresh.localhost", "/", &[]).body,
         b"<h1>big</h1>"
     );
-    // Nothing left over: the cancelled deploys were collected.
-    std::thread::sleep(Duration::from_millis(300));
-    let (_, log) = d.stop_with(fazt_e2e::daemon::libc_sig::SIGTERM);
-    assert!(log.contains("deploy cancelled"), "{log}");
-    assert!(
-        log.contains("orphan_chunks"),
-        "the partial upload was collected: {log}"
-    );
+    // Nothing left over: both deploys were cancelled and what they had
+    // uploaded was collected.
+    wait_until(PATIENCE, "both deploys to be cancelled", || {
+        d.log().matches("deploy cancelled").count() >= 2
+    });
+    d.wait_for_log("the partial uploads collected", |line| {
+        line.contains("collected garbage") && !line.contains("orphan_chunks=0")
+    });
 }
 
 #[test]
@@ -335,50 +266,22 @@ fn faztd_killed_mid_deploy_keeps_the_previous_version_and_the_deploy_can_be_redo
     let moved = keep_dir.path().join("data");
     let site = tempfile::tempdir().unwrap();
     big_site(site.path(), 96);
-    let socket = d.socket();
-    let deploy = Command::new(bin("faztctl"))
-        .args([
-            "--socket",
-            socket.to_str().unwrap(),
-            "deploy",
-            site.path().to_str().unwrap(),
-            "--site",
-            "keep",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Kill the daemon once the upload is under way.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while d.peak_rss_kib() > 0 && Instant::now() < deadline {
-        let db = std::fs::metadata(data_dir.join("data.redb"))
-            .map(|m| m.len())
-            .unwrap_or(0);
-        if db > 20 * 1024 * 1024 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut deploy = deploy_under_way(&d, site.path());
     d.kill_hard();
-    let out = deploy.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "the deploy failed and says so");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let status = deploy.wait(PATIENCE).expect("faztctl ends when faztd dies");
+    deploy.stderr.wait_closed(PATIENCE);
+    let stderr = deploy.stderr.text();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the deploy failed and says so ({status}): {stderr}"
+    );
     assert!(stderr.contains("error:"), "{stderr}");
 
     std::fs::rename(&data_dir, &moved).unwrap();
     let restarted = Faztd::start_in(&moved, &[]).expect("the database opens after a crash");
     assert_baseline(&restarted);
-    let out = restarted
-        .ctl(&[
-            "deploy",
-            site.path().to_str().unwrap(),
-            "--site",
-            "keep",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let out = restarted.deploy_json(site.path(), "keep");
     assert_eq!(out["files"], 2);
     assert_eq!(
         http::get(restarted.addr, "keep.localhost", "/", &[]).body,
@@ -392,16 +295,7 @@ fn a_200_mib_file_deploys_without_holding_it_in_memory() {
     let site = tempfile::tempdir().unwrap();
     big_site(site.path(), 200);
     let before = d.peak_rss_kib();
-    let out = d
-        .ctl(&[
-            "deploy",
-            site.path().to_str().unwrap(),
-            "--site",
-            "huge",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let out = d.deploy_json(site.path(), "huge");
     assert_eq!(out["total_bytes"].as_u64(), Some(200 * 1024 * 1024 + 12));
     let peak = d.peak_rss_kib();
     assert!(

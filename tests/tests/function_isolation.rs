@@ -15,12 +15,7 @@ fn call(d: &Faztd, site: &str, path: &str) -> Value {
 
 /// One worker, so every request of a site runs in the same context.
 fn one_worker() -> Faztd {
-    let mut d = Faztd::start();
-    d.ctl(&["config", "set", "function_workers", "1"]).ok();
-    d.ctl(&["config", "set", "function_timeout_ms", "2000"])
-        .ok();
-    d.restart();
-    d
+    Faztd::start_with(&[("function_workers", "1"), ("function_timeout_ms", "2000")])
 }
 
 #[test]

@@ -2,11 +2,15 @@
 //! response shapes, the `fazt` API, logs, env, limits and bad code.
 
 use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use fazt_e2e::daemon::{faztctl, Faztd};
-use fazt_e2e::http;
+use fazt_e2e::daemon::{faztctl, libc_sig, Faztd};
+use fazt_e2e::process::Process;
+use fazt_e2e::wait::poll;
+use fazt_e2e::{http, wait_until, PATIENCE};
 
 fn write(root: &Path, rel: &str, data: &str) {
     let path = root.join(rel);
@@ -24,13 +28,14 @@ fn json(res: &http::Response) -> serde_json::Value {
 
 /// A daemon whose functions stop after 1 s (instead of 5) to keep tests quick.
 fn daemon() -> Faztd {
-    let mut d = Faztd::start();
-    d.ctl(&["config", "set", "function_timeout_ms", "1000"])
-        .ok();
-    d.ctl(&["config", "set", "function_body_bytes", "10000"])
-        .ok();
-    d.restart();
-    d
+    daemon_with_timeout_ms("1000")
+}
+
+fn daemon_with_timeout_ms(timeout_ms: &str) -> Faztd {
+    Faztd::start_with(&[
+        ("function_timeout_ms", timeout_ms),
+        ("function_body_bytes", "10000"),
+    ])
 }
 
 #[test]
@@ -212,16 +217,24 @@ fn kv_with_ttl_per_site() {
         json(&get(&d, "a", "/api/kv?op=get&key=user:2"))["value"],
         serde_json::Value::Null
     );
-    // TTL: gone once it has passed.
-    get(&d, "a", "/api/kv?op=set&key=temp&value=soon&ttl=0.3");
+    // TTL: a key is there until its TTL has passed (an hour cannot pass
+    // between two requests, however slow the machine)...
+    get(&d, "a", "/api/kv?op=set&key=lasting&value=here&ttl=3600");
     assert_eq!(
-        json(&get(&d, "a", "/api/kv?op=get&key=temp"))["value"],
-        "soon"
+        json(&get(&d, "a", "/api/kv?op=get&key=lasting"))["value"],
+        "here"
     );
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    assert_eq!(
-        json(&get(&d, "a", "/api/kv?op=get&key=temp"))["value"],
-        serde_json::Value::Null
+    // ...and gone once it has: not before (stamps are whole milliseconds,
+    // so 1 ms of rounding), and not much after.
+    let set_at = Instant::now();
+    get(&d, "a", "/api/kv?op=set&key=temp&value=soon&ttl=0.3");
+    wait_until(PATIENCE, "the 0.3 s key to expire", || {
+        json(&get(&d, "a", "/api/kv?op=get&key=temp"))["value"].is_null()
+    });
+    let lived = set_at.elapsed();
+    assert!(
+        lived + Duration::from_millis(1) >= Duration::from_millis(300),
+        "expired after {lived:?}, before its TTL"
     );
     // Bad arguments are exceptions: 500, and the log says why.
     d.deploy_files(
@@ -319,43 +332,31 @@ fn env_site_version_console_and_logs() {
     let last: serde_json::Value = serde_json::from_str(lines.trim()).unwrap();
     assert_eq!(last["level"], "error");
 
-    // -f follows new lines live.
-    let mut follow = std::process::Command::new(fazt_e2e::bin("faztctl"))
-        .args([
-            "--socket",
-            d.socket().to_str().unwrap(),
-            "logs",
-            "envy",
-            "-f",
-            "-n",
-            "0",
-            "--json",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = follow.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find(|l| l.contains("called with"))
-    });
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // -f follows new lines live. Once it has printed the newest line (the
+    // error), a line logged after that can only come from following.
+    let mut follow = Process::spawn(
+        Command::new(fazt_e2e::bin("faztctl"))
+            .arg("--socket")
+            .arg(d.socket())
+            .args(["logs", "envy", "-f", "-n", "1", "--json"]),
+    )
+    .unwrap();
+    let newest = follow.stdout.wait_for_line(PATIENCE, |_| true);
+    assert!(
+        newest
+            .as_deref()
+            .is_some_and(|l| l.contains("an error line")),
+        "logs -f first prints the newest line: {newest:?} {}",
+        follow.stderr.text()
+    );
     get(&d, "envy", "/api/info");
-    let found = {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !reader.is_finished() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let _ = follow.kill();
-        let _ = follow.wait();
-        reader.join().unwrap()
-    };
+    let found = follow
+        .stdout
+        .wait_for_line(PATIENCE, |l| l.contains("called with"));
+    follow.stop(libc_sig::SIGKILL, PATIENCE);
     assert!(found.is_some(), "logs -f printed the new line");
     // The daemon's own log names variables but never shows their values.
-    let (_, log) = d.stop_with(fazt_e2e::daemon::libc_sig::SIGTERM);
+    let (_, log) = d.stop_with(libc_sig::SIGTERM);
     assert!(log.contains("TOKEN"), "{log}");
     assert!(
         !log.contains("s3cret-value"),
@@ -365,12 +366,17 @@ fn env_site_version_console_and_logs() {
 
 #[test]
 fn a_runaway_loop_is_stopped_while_everything_else_keeps_serving() {
-    let d = daemon();
+    // 3 s: the other requests must be answered while the loop runs, and a
+    // loaded machine may take a while to make them.
+    let d = daemon_with_timeout_ms("3000");
     d.deploy_files(
         "loopy",
         &[
             ("index.html", "static ok"),
-            ("api/loop.js", "export default () => { while (true) {} };"),
+            (
+                "api/loop.js",
+                "export default () => { console.log('looping'); while (true) {} };",
+            ),
             ("api/quick.js", "export default () => 'quick ok';"),
         ],
     );
@@ -383,7 +389,9 @@ fn a_runaway_loop_is_stopped_while_everything_else_keeps_serving() {
             res
         })
     };
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    wait_until(PATIENCE, "the loop to start", || {
+        d.ctl(&["logs", "loopy"]).ok().stdout.contains("looping")
+    });
     assert_eq!(get(&d, "loopy", "/").text(), "static ok");
     assert_eq!(get(&d, "loopy", "/api/quick").text(), "quick ok");
     assert!(
@@ -396,7 +404,7 @@ fn a_runaway_loop_is_stopped_while_everything_else_keeps_serving() {
         json(&res)["error"]
             .as_str()
             .unwrap()
-            .contains("longer than 1.0 s"),
+            .contains("longer than 3.0 s"),
         "{}",
         res.text()
     );
@@ -444,18 +452,15 @@ fn a_memory_bomb_is_stopped_and_memory_returns() {
     }
     assert_eq!(get(&d, "bomb", "/api/ok").text(), "fine");
     // The answer goes out before the worker drops the runtime and gives the
-    // memory back, so give it a moment.
-    let mut after = rss(&d);
-    for _ in 0..30 {
-        if after < before + 40 * 1024 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        after = rss(&d);
-    }
+    // memory back: wait for that.
+    let returned = poll(PATIENCE, || {
+        let after = rss(&d);
+        (after < before + 40 * 1024).then_some(after)
+    });
     assert!(
-        after < before + 40 * 1024,
-        "RSS went from {before} KiB to {after} KiB and stayed there"
+        returned.is_some(),
+        "RSS went from {before} KiB to {} KiB and stayed there",
+        rss(&d)
     );
     assert!(d.ctl(&["logs", "bomb"]).ok().stdout.contains("memory"));
 }

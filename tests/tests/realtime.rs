@@ -5,8 +5,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use fazt_e2e::daemon::{libc_sig, Faztd};
-use fazt_e2e::http;
+use fazt_e2e::wait::{wait_for_async, wait_until_async};
 use fazt_e2e::ws::{self, Received, WsClient};
+use fazt_e2e::{http, PATIENCE};
 use serde_json::{json, Value};
 
 /// Deploys a one-page site, with `fazt.json` if given.
@@ -191,9 +192,7 @@ async fn history_replays_what_a_reconnecting_client_missed() {
     // History longer than all that is published: however slowly this
     // machine lets the client reconnect, the gap is covered, and what is
     // tested is the race itself (no gap, no duplicate).
-    let mut d = Faztd::start();
-    d.ctl(&["config", "set", "realtime_history", "1000"]).ok();
-    d.restart();
+    let d = Faztd::start_with(&[("realtime_history", "1000")]);
     chat_site(&d, "chat");
     let mut first = client(&d, "chat").await;
     first.subscribe("room-h").await;
@@ -496,15 +495,13 @@ async fn limits_on_connections_and_subscriptions() {
 
     // A closed connection frees its slot.
     drop(a);
-    let mut again = None;
-    for _ in 0..50 {
-        if let Ok(c) = ws::connect(d.addr, "demo.localhost").await {
-            again = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(again.is_some(), "the slot of a closed connection is reused");
+    let addr = d.addr;
+    let _again = wait_for_async(
+        PATIENCE,
+        "the slot of a closed connection to be reused",
+        || async move { ws::connect(addr, "demo.localhost").await.ok() },
+    )
+    .await;
 
     // A plain GET of /_ws explains itself.
     let res = http::get(d.addr, "demo.localhost", "/_ws", &[]);
@@ -540,9 +537,15 @@ async fn heartbeats_drop_clients_that_stop_answering() {
             .unwrap()
     };
     assert_eq!(connections(), 2);
-    // The live client keeps reading (and so answers pings) for 4 s.
-    assert!(alive.quiet_for(Duration::from_secs(4)).await);
-    assert_eq!(connections(), 1, "the silent client was dropped");
+    // The live client keeps reading (and so answers the pings) until the
+    // server has dropped the silent one.
+    tokio::select! {
+        () = wait_until_async(PATIENCE, "the silent client to be dropped", || async {
+            connections() == 1
+        }) => {}
+        // (Quiet for longer than the wait, so only a frame or a close ends it.)
+        _ = alive.quiet_for(PATIENCE * 2) => panic!("the live client was sent a frame or closed"),
+    }
     d.ctl(&["publish", "demo", "x", "1"]).ok();
     assert_eq!(alive.recv_type("message").await["data"], 1);
     drop(dead);

@@ -3,51 +3,35 @@
 //! status matrix, and what happens when a remote is down or not trusted.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use fazt_e2e::daemon::{CtlOutput, Faztd};
-use fazt_e2e::sshd::Sshd;
-use fazt_e2e::{bin, http};
+use fazt_e2e::sshd::{self, RemoteCtl, Sshd};
+use fazt_e2e::{http, skip_unless};
 
-/// faztctl with its own config dir (remotes.toml) and the test's ssh.
-struct Ctl<'a> {
-    config: tempfile::TempDir,
-    sshd: &'a Sshd,
-    local_socket: Option<std::path::PathBuf>,
+/// sshd, a remote and a local daemon, and faztctl that knows the remote as
+/// `name` (reached through the server's `fazt-test` alias).
+fn remote_and_local(name: &str) -> (Sshd, Faztd, Faztd, RemoteCtl) {
+    let sshd = Sshd::start(&[]);
+    let remote = Faztd::start();
+    let local = Faztd::start();
+    let ctl = RemoteCtl::new(&sshd, Some(&local));
+    ctl.add_remote(name, "fazt-test", &remote);
+    (sshd, remote, local, ctl)
 }
 
-impl Ctl<'_> {
-    fn run(&self, args: &[&str]) -> CtlOutput {
-        let mut cmd = Command::new(bin("faztctl"));
-        cmd.args(args)
-            .env("XDG_CONFIG_HOME", self.config.path())
-            .env("FAZT_SSH", &self.sshd.ssh_command)
-            .env("NO_COLOR", "1")
-            .env_remove("FAZT_SOCKET")
-            .stdin(Stdio::null());
-        match &self.local_socket {
-            Some(socket) => cmd.env(
-                "XDG_RUNTIME_DIR",
-                socket.parent().unwrap().parent().unwrap(),
-            ),
-            None => cmd.env("XDG_RUNTIME_DIR", self.config.path().join("no-runtime")),
-        };
-        let out = cmd.output().expect("faztctl runs");
-        CtlOutput {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
+/// The site names a `sites --json` run lists.
+fn site_names(out: CtlOutput) -> Vec<String> {
+    let sites = out.ok().json();
+    let sites = sites.as_array().expect("a list of sites");
+    sites
+        .iter()
+        .map(|s| s["name"].as_str().expect("a name").to_string())
+        .collect()
 }
 
-/// Skips (loudly) where sshd is not installed.
-fn sshd(extra_hosts: &[(&str, &str)]) -> Option<Sshd> {
-    let s = Sshd::start(extra_hosts);
-    if s.is_none() {
-        eprintln!("SKIPPED: no sshd on this machine (apt-get install openssh-server; scripts/test-deps.sh does it as root)");
-    }
-    s
+/// The body `daemon` serves at `/` of `site`.
+fn front_page(daemon: &Faztd, site: &str) -> Vec<u8> {
+    http::get(daemon.addr, &format!("{site}.localhost"), "/", &[]).body
 }
 
 fn site(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -58,18 +42,11 @@ fn site(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-fn sock(d: &Faztd) -> String {
-    d.socket().display().to_string()
-}
-
 #[test]
 fn the_remotes_file_is_managed_and_human_editable() {
-    let Some(s) = sshd(&[]) else { return };
-    let ctl = Ctl {
-        config: tempfile::tempdir().unwrap(),
-        sshd: &s,
-        local_socket: None,
-    };
+    skip_unless!(sshd::missing());
+    let s = Sshd::start(&[]);
+    let ctl = RemoteCtl::new(&s, None);
     ctl.run(&[
         "remote",
         "add",
@@ -133,23 +110,8 @@ fn the_remotes_file_is_managed_and_human_editable() {
 
 #[test]
 fn commands_run_on_a_remote_through_the_tunnel() {
-    let Some(s) = sshd(&[]) else { return };
-    let remote = Faztd::start();
-    let local = Faztd::start();
-    let ctl = Ctl {
-        config: tempfile::tempdir().unwrap(),
-        sshd: &s,
-        local_socket: Some(local.socket()),
-    };
-    ctl.run(&[
-        "remote",
-        "add",
-        "box",
-        "fazt-test",
-        "--socket",
-        &sock(&remote),
-    ])
-    .ok();
+    skip_unless!(sshd::missing());
+    let (s, remote, local, ctl) = remote_and_local("box");
 
     let status = ctl.run(&["@box", "status", "--json"]).ok().json();
     assert_eq!(
@@ -181,10 +143,7 @@ fn commands_run_on_a_remote_through_the_tunnel() {
         .ok()
         .json();
     assert_eq!(out["uploaded_blobs"], 1);
-    assert_eq!(
-        http::get(remote.addr, "web.localhost", "/", &[]).body,
-        b"<h1>remote v1</h1>"
-    );
+    assert_eq!(front_page(&remote, "web"), b"<h1>remote v1</h1>");
     assert_eq!(
         http::get(local.addr, "web.localhost", "/", &[]).status,
         404,
@@ -199,44 +158,17 @@ fn commands_run_on_a_remote_through_the_tunnel() {
         "web",
     ])
     .ok();
-    assert_eq!(
-        http::get(remote.addr, "web.localhost", "/", &[]).body,
-        b"<h1>remote v2</h1>"
-    );
+    assert_eq!(front_page(&remote, "web"), b"<h1>remote v2</h1>");
     let rolled = ctl.run(&["@box", "rollback", "web", "--json"]).ok().json();
     assert_eq!(rolled["site"], "web");
-    assert_eq!(
-        http::get(remote.addr, "web.localhost", "/", &[]).body,
-        b"<h1>remote v1</h1>"
-    );
-    let sites = ctl.run(&["@box", "sites", "--json"]).ok().json();
-    assert!(sites.as_array().unwrap().iter().any(|s| s["name"] == "web"));
+    assert_eq!(front_page(&remote, "web"), b"<h1>remote v1</h1>");
+    let web = "web".to_string();
+    assert!(site_names(ctl.run(&["@box", "sites", "--json"])).contains(&web));
     // Plain commands still go to the local daemon; with a default remote they go there.
-    assert!(ctl
-        .run(&["sites", "--json"])
-        .ok()
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|s| s["name"] != "web"));
+    assert!(!site_names(ctl.run(&["sites", "--json"])).contains(&web));
     ctl.run(&["remote", "default", "box"]).ok();
-    assert!(ctl
-        .run(&["sites", "--json"])
-        .ok()
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|s| s["name"] == "web"));
-    assert!(ctl
-        .run(&["@local", "sites", "--json"])
-        .ok()
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|s| s["name"] != "web"));
+    assert!(site_names(ctl.run(&["sites", "--json"])).contains(&web));
+    assert!(!site_names(ctl.run(&["@local", "sites", "--json"])).contains(&web));
 
     // Every tunnel was torn down.
     assert_eq!(s.stray_ssh_processes(), 0, "no ssh left running");
@@ -244,18 +176,13 @@ fn commands_run_on_a_remote_through_the_tunnel() {
 
 #[test]
 fn the_remote_socket_is_discovered_when_not_given() {
+    skip_unless!(sshd::missing());
     let remote = Faztd::start();
     // The remote shell learns FAZT_SOCKET from the client (sshd accepts it),
     // as a login shell of a real server would have it in its environment.
-    let extra = format!("  SetEnv FAZT_SOCKET={}", sock(&remote));
-    let Some(s) = sshd(&[("fazt-discover", &extra)]) else {
-        return;
-    };
-    let ctl = Ctl {
-        config: tempfile::tempdir().unwrap(),
-        sshd: &s,
-        local_socket: None,
-    };
+    let extra = format!("  SetEnv FAZT_SOCKET={}", remote.socket().display());
+    let s = Sshd::start(&[("fazt-discover", &extra)]);
+    let ctl = RemoteCtl::new(&s, None);
     ctl.run(&["remote", "add", "found", "fazt-discover"]).ok();
     let status = ctl.run(&["@found", "status", "--json"]).ok().json();
     assert_eq!(status["daemon"]["pid"].as_u64(), Some(remote.pid() as u64));
@@ -263,23 +190,8 @@ fn the_remote_socket_is_discovered_when_not_given() {
 
 #[test]
 fn deploy_to_several_instances_survives_one_that_is_down() {
-    let Some(s) = sshd(&[]) else { return };
-    let remote = Faztd::start();
-    let local = Faztd::start();
-    let ctl = Ctl {
-        config: tempfile::tempdir().unwrap(),
-        sshd: &s,
-        local_socket: Some(local.socket()),
-    };
-    ctl.run(&[
-        "remote",
-        "add",
-        "up",
-        "fazt-test",
-        "--socket",
-        &sock(&remote),
-    ])
-    .ok();
+    skip_unless!(sshd::missing());
+    let (s, remote, local, ctl) = remote_and_local("up");
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -311,14 +223,8 @@ fn deploy_to_several_instances_survives_one_that_is_down() {
         .ok()
         .json();
     assert_eq!(ok["ok"], true);
-    assert_eq!(
-        http::get(remote.addr, "multi.localhost", "/", &[]).body,
-        b"<h1>everywhere</h1>"
-    );
-    assert_eq!(
-        http::get(local.addr, "multi.localhost", "/", &[]).body,
-        b"<h1>everywhere</h1>"
-    );
+    assert_eq!(front_page(&remote, "multi"), b"<h1>everywhere</h1>");
+    assert_eq!(front_page(&local, "multi"), b"<h1>everywhere</h1>");
 
     std::fs::write(dir.path().join("index.html"), "<h1>v2</h1>").unwrap();
     let mixed = ctl.run(&[
@@ -336,14 +242,8 @@ fn deploy_to_several_instances_survives_one_that_is_down() {
         mixed.stdout
     );
     assert!(mixed.stdout.contains("cannot reach"), "{}", mixed.stdout);
-    assert_eq!(
-        http::get(remote.addr, "multi.localhost", "/", &[]).body,
-        b"<h1>v2</h1>"
-    );
-    assert_eq!(
-        http::get(local.addr, "multi.localhost", "/", &[]).body,
-        b"<h1>v2</h1>"
-    );
+    assert_eq!(front_page(&remote, "multi"), b"<h1>v2</h1>");
+    assert_eq!(front_page(&local, "multi"), b"<h1>v2</h1>");
 
     // The matrix shows the down remote as unreachable, the others healthy.
     let status = ctl.run(&["status", "--json"]).ok().json();
@@ -366,22 +266,11 @@ fn deploy_to_several_instances_survives_one_that_is_down() {
 
 #[test]
 fn a_wrong_host_key_is_refused_and_said_clearly() {
-    let Some(s) = sshd(&[]) else { return };
+    skip_unless!(sshd::missing());
+    let s = Sshd::start(&[]);
     let remote = Faztd::start();
-    let ctl = Ctl {
-        config: tempfile::tempdir().unwrap(),
-        sshd: &s,
-        local_socket: None,
-    };
-    ctl.run(&[
-        "remote",
-        "add",
-        "spoofed",
-        "fazt-wrong-key",
-        "--socket",
-        &sock(&remote),
-    ])
-    .ok();
+    let ctl = RemoteCtl::new(&s, None);
+    ctl.add_remote("spoofed", "fazt-wrong-key", &remote);
     let out = ctl.run(&["@spoofed", "sites"]);
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("host key"), "{}", out.stderr);

@@ -8,11 +8,12 @@
 use std::collections::HashMap;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fazt_e2e::daemon::{faztctl, libc_sig, signal_pid, socket_for};
-use fazt_e2e::{bin, skip_unless_root};
+use fazt_e2e::daemon::{faztctl, libc_sig, socket_for};
+use fazt_e2e::process::Process;
+use fazt_e2e::{bin, skip_unless, systemd, wait_until, PATIENCE};
 
 /// Parses one native-protocol datagram: `KEY=value\n`, or for values with
 /// newlines `KEY\n` + little-endian u64 length + value + `\n`.
@@ -44,55 +45,40 @@ fn parse_record(mut data: &[u8]) -> HashMap<String, String> {
     fields
 }
 
-/// Stops the daemon by pid even when an assertion fails first.
-struct StopOnDrop(u32);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        signal_pid(self.0, libc_sig::SIGKILL);
-    }
-}
-
 #[test]
 fn under_systemd_the_log_goes_to_journald_with_fields() {
-    skip_unless_root!();
+    skip_unless!(systemd::missing_mount_namespace());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let stderr_path = dir.path().join("stderr.log");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(
-            "mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/journal && \
+    let mut daemon = Process::spawn(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(
+                "mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/journal && \
              while [ ! -S /run/systemd/journal/socket ]; do sleep 0.02; done; exec \"$0\" \"$@\"",
-        )
-        .arg(bin("faztd"))
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("JOURNAL_STREAM", "8:424242")
-        .env("XDG_RUNTIME_DIR", data.join("run"))
-        .env("RUST_LOG", "info")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .expect("start faztd in a private mount namespace");
-    let pid = child.id();
-    let _stop = StopOnDrop(pid);
+            )
+            .arg(bin("faztd"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("JOURNAL_STREAM", "8:424242")
+            .env("XDG_RUNTIME_DIR", data.join("run"))
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET"),
+    )
+    .expect("start faztd in a private mount namespace");
+    let pid = daemon.id();
 
     // Bind "journald's" socket inside faztd's namespace, through /proc.
     let journal_dir = format!("/proc/{pid}/root/run/systemd/journal");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !Path::new(&journal_dir).exists() {
-        assert!(Instant::now() < deadline, "the namespace did not come up");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(PATIENCE, "faztd's mount namespace to come up", || {
+        Path::new(&journal_dir).exists()
+    });
     let journal =
         UnixDatagram::bind(format!("{journal_dir}/socket")).expect("bind the journal socket");
     journal
@@ -155,17 +141,9 @@ fn under_systemd_the_log_goes_to_journald_with_fields() {
         "the control request's id is a field: {record:#?}"
     );
 
-    signal_pid(pid, libc_sig::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.wait();
+    daemon.stop(libc_sig::SIGTERM, Duration::from_secs(20));
     // With journald in use, stderr does not repeat the records.
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    daemon.stderr.wait_closed(PATIENCE);
+    let stderr = daemon.stderr.text();
     assert!(!stderr.contains("started"), "{stderr}");
 }

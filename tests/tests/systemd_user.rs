@@ -6,10 +6,9 @@
 //! is checked against a stand-in `org.freedesktop.login1` on a private bus.
 
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
 
 use fazt_e2e::systemd::{self, PrivateBus, UserManager};
-use fazt_e2e::{http, skip_unless_root};
+use fazt_e2e::{http, skip_unless, wait_for, PATIENCE};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -21,17 +20,11 @@ fn free_port() -> u16 {
 
 fn wait_healthy(port: u16) -> serde_json::Value {
     let addr = ([127, 0, 0, 1], port).into();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let req = b"GET /_fazt/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-        if let Ok(res) = http::raw(addr, req) {
-            if res.status == 200 {
-                return serde_json::from_slice(&res.body).unwrap();
-            }
-        }
-        assert!(Instant::now() < deadline, "no healthy faztd on port {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let req = b"GET /_fazt/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let res = wait_for(PATIENCE, &format!("a healthy faztd on port {port}"), || {
+        http::raw(addr, req).ok().filter(|res| res.status == 200)
+    });
+    serde_json::from_slice(&res.body).unwrap()
 }
 
 fn assert_installed_and_running(m: &UserManager) {
@@ -56,7 +49,7 @@ fn assert_nothing_installed(m: &UserManager) {
 
 #[test]
 fn install_user_enable_start_restart_and_uninstall() {
-    skip_unless_root!();
+    skip_unless!(systemd::missing_user_manager());
     let _serial = systemd::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let m = UserManager::start();
     m.user.install_binaries();
@@ -217,7 +210,7 @@ fn install_user_enable_start_restart_and_uninstall() {
 
 #[test]
 fn install_failures_are_clear_and_leave_nothing_behind() {
-    skip_unless_root!();
+    skip_unless!(systemd::missing_user_manager());
     let _serial = systemd::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let m = UserManager::start();
     m.user.install_binaries();
@@ -303,7 +296,7 @@ fn install_failures_are_clear_and_leave_nothing_behind() {
 
 #[test]
 fn install_script_local_mode_ends_with_a_healthy_instance() {
-    skip_unless_root!();
+    skip_unless!(systemd::missing_user_manager());
     let _serial = systemd::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let m = UserManager::start();
     // The script and a "release" folder where the user can read them.
