@@ -20,11 +20,17 @@ pub struct ConnectionState {
     instance: Arc<Instance>,
     /// A new binary being received (`faztctl upgrade`); removed if the client goes away.
     pub upgrade: std::sync::Mutex<Option<upgrade::PendingUpgrade>>,
+    /// Set by an upgrade under systemd: restart once the client hung up, so
+    /// the answer reached it before systemd stops this daemon.
+    pub restart_when_closed: AtomicBool,
 }
 
 impl Drop for ConnectionState {
     fn drop(&mut self) {
         deploy::cancel_connection(&self.instance, self.id);
+        if self.restart_when_closed.load(Ordering::Acquire) {
+            upgrade::restart_now();
+        }
     }
 }
 
@@ -40,6 +46,7 @@ impl ControlConnection {
             id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
             greeted: AtomicBool::new(false),
             upgrade: std::sync::Mutex::new(None),
+            restart_when_closed: AtomicBool::new(false),
             instance: instance.clone(),
         });
         ControlConnection { instance, state }

@@ -132,25 +132,29 @@ pub async fn commit(conn: &ConnectionState) -> Result<UpgradeOutcome, RpcError> 
     })?;
     tracing::info!(path = %exe.display(), new = %new_version, "faztd binary replaced");
 
-    let restarting = match OwnUnit::find().await {
-        Ok(_) => {
-            // Let this answer reach the client before systemd stops us.
-            tokio::spawn(async {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                if let Err(err) = super::unit::restart().await {
-                    tracing::error!(error = %err, "restart after upgrade failed");
-                }
-            });
-            true
-        }
-        Err(_) => false,
-    };
+    // Under systemd, restart into the new binary once this client has its
+    // answer and hangs up (see `ConnectionState`'s drop).
+    let restarting = OwnUnit::find().await.is_ok();
+    conn.restart_when_closed
+        .store(restarting, std::sync::atomic::Ordering::Release);
     Ok(UpgradeOutcome {
         old_version: fazt_proto::VERSION_LINE.to_string(),
         new_version,
         path: exe.display().to_string(),
         restarting,
     })
+}
+
+/// Asks systemd to restart this daemon's unit, in the background.
+pub fn restart_now() {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async {
+        if let Err(err) = super::unit::restart().await {
+            tracing::error!(error = %err, "restart after upgrade failed");
+        }
+    });
 }
 
 /// Runs `binary --version` and expects `faztd VERSION ...` within a few seconds.
