@@ -53,3 +53,11 @@ pub fn bin(name: &str) -> PathBuf {
     );
     path
 }
+
+/// A single-threaded runtime for a test that drives async clients.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}

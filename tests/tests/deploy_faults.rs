@@ -33,13 +33,6 @@ fn assert_baseline(d: &Faztd) {
     );
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn hostile_manifest_paths_are_refused() {
     let (d, _site) = daemon_with_baseline();
@@ -56,7 +49,7 @@ fn hostile_manifest_paths_are_refused() {
         ("", "empty path"),
         (&long, "longer than"),
     ];
-    runtime().block_on(async {
+    fazt_e2e::runtime().block_on(async {
         let client = control::greeted(&d.socket()).await;
         for (path, why) in cases {
             let err = begin(&client, "keep", &[(path, b"x")])
@@ -81,7 +74,7 @@ fn hostile_manifest_paths_are_refused() {
 #[test]
 fn a_blob_that_does_not_match_its_hash_is_refused() {
     let (d, _site) = daemon_with_baseline();
-    runtime().block_on(async {
+    fazt_e2e::runtime().block_on(async {
         let client = control::greeted(&d.socket()).await;
         let claimed = b"the bytes I promise";
         let plan = begin(&client, "keep", &[("index.html", claimed)])
@@ -105,7 +98,7 @@ fn a_blob_that_does_not_match_its_hash_is_refused() {
 #[test]
 fn a_commit_with_missing_blobs_is_refused() {
     let (d, _site) = daemon_with_baseline();
-    runtime().block_on(async {
+    fazt_e2e::runtime().block_on(async {
         let client = control::greeted(&d.socket()).await;
         let data = vec![7u8; 3 * MIB];
         let files = [("index.html", &data)];
@@ -161,7 +154,7 @@ fn files_over_the_size_limits_are_refused_with_the_setting_to_change() {
 #[test]
 fn the_handshake_comes_first_and_mismatches_say_what_to_upgrade() {
     let d = Faztd::start();
-    runtime().block_on(async {
+    fazt_e2e::runtime().block_on(async {
         let client = control::connect(&d.socket()).await;
         let err = client.status(ctx()).await.unwrap().unwrap_err();
         assert!(matches!(err, RpcError::NoHandshake), "{err:?}");
@@ -224,7 +217,7 @@ fn deploy_under_way(d: &Faztd, dir: &Path) -> Process {
 fn a_client_that_disappears_mid_upload_leaves_nothing_behind() {
     let (d, _site) = daemon_with_baseline();
     // A raw client sends part of a blob and drops the connection.
-    runtime().block_on(async {
+    fazt_e2e::runtime().block_on(async {
         let client = control::greeted(&d.socket()).await;
         let data = vec![9u8; 2 * MIB + 5];
         let plan = begin(&client, "keep", &[("index.html", &data)])

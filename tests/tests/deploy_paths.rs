@@ -15,11 +15,7 @@ fn a_long_path_with_a_multibyte_character_is_refused_at_once() {
     let d = Faztd::start();
     // 39 ASCII bytes, then 'é' (2 bytes) across byte 40, then enough to pass 1,024 bytes.
     let path = format!("{}é{}", "a".repeat(39), "b".repeat(1100));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    fazt_e2e::runtime().block_on(async {
         let client = control::greeted(&d.socket()).await;
         let manifest = DeployManifest {
             site: "paths".into(),

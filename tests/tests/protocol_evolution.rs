@@ -78,17 +78,10 @@ fn hello() -> ControlRequest {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn the_daemon_ignores_request_fields_it_does_not_know() {
     let d = Faztd::start();
-    runtime().block_on(async {
+    fazt_e2e::runtime().block_on(async {
         let mut frames = connect(&d.socket()).await;
 
         // A newer client's hello: an extra field in Hello, and an extra argument.
@@ -147,7 +140,7 @@ fn the_daemon_ignores_request_fields_it_does_not_know() {
 #[test]
 fn a_client_reads_answers_with_fields_added_or_missing() {
     let d = Faztd::start();
-    runtime().block_on(async {
+    fazt_e2e::runtime().block_on(async {
         let mut frames = connect(&d.socket()).await;
         send(&mut frames, &as_value(1, hello())).await;
         receive(&mut frames).await;
@@ -192,7 +185,7 @@ fn a_client_reads_answers_with_fields_added_or_missing() {
 #[test]
 fn requests_before_hello_are_refused_by_the_gate() {
     let d = Faztd::start();
-    runtime().block_on(async {
+    fazt_e2e::runtime().block_on(async {
         let mut frames = connect(&d.socket()).await;
         send(&mut frames, &as_value(1, ControlRequest::Sites {})).await;
         let answer: Response<ControlResponse> =
