@@ -68,6 +68,9 @@ enum Command {
         /// Print the result as JSON
         #[arg(long)]
         json: bool,
+        /// Make a new version even if nothing changed since the live one
+        #[arg(long)]
+        force: bool,
         /// Deploy to several instances at once: remote names and `local`,
         /// comma-separated (e.g. --to prod,staging,local)
         #[arg(
@@ -315,8 +318,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dir,
             site,
             json,
+            force,
             to: Some(to),
-        } => return commands::deploy::run_many(&dir, site, &to, json).await,
+        } => return commands::deploy::run_many(&dir, site, &to, force, json).await,
         other => other,
     };
     // Everything else talks to one daemon: local, or a remote through a tunnel.
@@ -368,8 +372,12 @@ async fn dispatch(
     match command {
         Command::Status { json } => commands::status::run(&socket, remote, json).await,
         Command::Deploy {
-            dir, site, json, ..
-        } => commands::deploy::run(&socket, &dir, site, json).await,
+            dir,
+            site,
+            json,
+            force,
+            ..
+        } => commands::deploy::run(&socket, &dir, site, force, json).await,
         Command::Sites { json } => commands::sites::list(&socket, json).await,
         Command::Site {
             command: SiteCommand::Rm { name, yes },

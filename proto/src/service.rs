@@ -142,6 +142,9 @@ pub struct ManifestEntry {
 pub struct DeployManifest {
     pub site: String,
     pub files: Vec<ManifestEntry>,
+    /// Make a new version even if these files are exactly the live ones.
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// The daemon's answer to a manifest: which blobs it lacks.
@@ -150,6 +153,10 @@ pub struct DeployPlan {
     pub deploy_id: u64,
     pub missing: Vec<BlobHash>,
     pub missing_bytes: u64,
+    /// The live version, when the manifest is exactly it (and not forced):
+    /// no deploy was started and nothing changes.
+    #[serde(default)]
+    pub unchanged: Option<DeployOutcome>,
 }
 
 /// Part of a blob being uploaded: `data` starts at `offset` and is at most

@@ -64,6 +64,7 @@ pub async fn begin<D: AsRef<[u8]> + ?Sized>(
     let manifest = DeployManifest {
         site: site.into(),
         files,
+        force: false,
     };
     client
         .begin_deploy(ctx(), manifest)

@@ -99,10 +99,38 @@ fn deploy_serves_the_files_and_redeploy_uploads_only_changes() {
         );
     }
 
-    // Same content again: nothing to upload, a new version all the same.
+    // Same content again: nothing changes, no new version (a rollback
+    // would otherwise land on an identical one).
     let again = d.deploy_json(site.path(), "blog");
+    assert_eq!(again["unchanged"], true);
     assert_eq!(again["uploaded_blobs"], 0);
-    assert!(again["version"].as_u64() > first["version"].as_u64());
+    assert_eq!(again["version"], first["version"]);
+    let human = d
+        .ctl(&["deploy", site.path().to_str().unwrap(), "--site", "blog"])
+        .ok();
+    assert!(
+        human.stdout.contains(&format!(
+            "Nothing changed: blog v{} stays live",
+            first["version"]
+        )),
+        "{}",
+        human.stdout
+    );
+    // --force insists: a new version, nothing uploaded.
+    let forced = d
+        .ctl(&[
+            "deploy",
+            site.path().to_str().unwrap(),
+            "--site",
+            "blog",
+            "--force",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(forced["unchanged"], false);
+    assert_eq!(forced["uploaded_blobs"], 0);
+    assert!(forced["version"].as_u64() > first["version"].as_u64());
 
     // One changed file: one blob uploaded.
     write(site.path(), "index.html", b"<h1>v2</h1>");
@@ -112,6 +140,7 @@ fn deploy_serves_the_files_and_redeploy_uploads_only_changes() {
     assert_eq!(served(&d, "blog", "/").body, b"<h1>v2</h1>");
 
     // The human report names the site, the version and the URL.
+    write(site.path(), "index.html", b"<h1>v3</h1>");
     let human = d
         .ctl(&["deploy", site.path().to_str().unwrap(), "--site", "blog"])
         .ok();
@@ -165,6 +194,7 @@ fn history_rollback_retention_and_removal() {
         let out = d.deploy_json(site.path(), "app");
         versions.push(out["version"].as_u64().unwrap());
     }
+    assert_eq!(versions, [1, 2, 3, 4], "versions are numbered per site");
     let history = d.ctl(&["history", "app", "--json"]).ok().json();
     let ids: Vec<u64> = history
         .as_array()
@@ -191,7 +221,7 @@ fn history_rollback_retention_and_removal() {
     assert_eq!(gone.code, Some(1));
     assert!(
         gone.stderr
-            .contains(&format!("has no version {}", versions[0])),
+            .contains(&format!("has no version v{}", versions[0])),
         "{}",
         gone.stderr
     );

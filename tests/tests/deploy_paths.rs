@@ -24,6 +24,7 @@ fn a_long_path_with_a_multibyte_character_is_refused_at_once() {
                 hash: hash(b"x"),
                 size: 1,
             }],
+            force: false,
         };
         // A short deadline: the answer must come at once, not at a timeout.
         let mut ctx = tarpc::context::current();

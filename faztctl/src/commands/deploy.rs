@@ -28,6 +28,8 @@ pub struct Prepared {
     site: String,
     files: Vec<walk::LocalFile>,
     total_bytes: u64,
+    /// `--force`: a new version even if nothing changed.
+    force: bool,
 }
 
 /// What one daemon did with a deploy.
@@ -35,9 +37,11 @@ pub struct Report {
     pub outcome: DeployOutcome,
     pub uploaded_blobs: usize,
     pub uploaded_bytes: u64,
+    /// Nothing changed: no version was made, `outcome` is the live one.
+    pub unchanged: bool,
 }
 
-pub async fn prepare(dir: &Path, site: Option<String>) -> Result<Prepared> {
+pub async fn prepare(dir: &Path, site: Option<String>, force: bool) -> Result<Prepared> {
     let site = match site {
         Some(site) => site,
         None => default_site_name(dir)?,
@@ -60,6 +64,7 @@ pub async fn prepare(dir: &Path, site: Option<String>) -> Result<Prepared> {
         site,
         files,
         total_bytes,
+        force,
     })
 }
 
@@ -70,8 +75,17 @@ pub async fn push(socket: &Path, prepared: &Prepared, bar: &ProgressBar) -> Resu
     let manifest = DeployManifest {
         site: prepared.site.clone(),
         files: walk::manifest(&prepared.files),
+        force: prepared.force,
     };
     let plan = client::answer(d.client.begin_deploy(client::long(), manifest).await)?;
+    if let Some(live) = plan.unchanged {
+        return Ok(Report {
+            outcome: live,
+            uploaded_blobs: 0,
+            uploaded_bytes: 0,
+            unchanged: true,
+        });
+    }
     bar.set_length(plan.missing_bytes);
     let sources: HashMap<BlobHash, (PathBuf, u64)> = prepared
         .files
@@ -93,6 +107,7 @@ pub async fn push(socket: &Path, prepared: &Prepared, bar: &ProgressBar) -> Resu
         outcome,
         uploaded_blobs: plan.missing.len(),
         uploaded_bytes: plan.missing_bytes,
+        unchanged: false,
     })
 }
 
@@ -105,14 +120,21 @@ fn report_json(report: &Report, elapsed: Duration) -> serde_json::Value {
         "total_bytes": o.total_bytes,
         "uploaded_blobs": report.uploaded_blobs,
         "uploaded_bytes": report.uploaded_bytes,
+        "unchanged": report.unchanged,
         "url": o.url,
         "elapsed_ms": elapsed.as_millis() as u64,
     })
 }
 
-pub async fn run(socket: &Path, dir: &Path, site: Option<String>, json: bool) -> Result<ExitCode> {
+pub async fn run(
+    socket: &Path,
+    dir: &Path,
+    site: Option<String>,
+    force: bool,
+    json: bool,
+) -> Result<ExitCode> {
     let started = Instant::now();
-    let prepared = prepare(dir, site).await?;
+    let prepared = prepare(dir, site, force).await?;
     let bar = progress_bar(json);
     let report = push(socket, &prepared, &bar).await;
     bar.finish_and_clear();
@@ -120,6 +142,13 @@ pub async fn run(socket: &Path, dir: &Path, site: Option<String>, json: bool) ->
     let elapsed = started.elapsed();
     if json {
         output::print_json(&report_json(&report, elapsed))?;
+    } else if report.unchanged {
+        let o = &report.outcome;
+        println!(
+            "Nothing changed: {} v{} stays live (deploy --force makes a new version anyway)",
+            o.site, o.version
+        );
+        println!("  {}", o.url);
     } else {
         let o = &report.outcome;
         println!(
@@ -144,10 +173,11 @@ pub async fn run_many(
     dir: &Path,
     site: Option<String>,
     names: &[String],
+    force: bool,
     json: bool,
 ) -> Result<ExitCode> {
     let started = Instant::now();
-    let prepared = prepare(dir, site).await?;
+    let prepared = prepare(dir, site, force).await?;
     let mut seen = std::collections::HashSet::new();
     let names: Vec<String> = names
         .iter()
@@ -186,6 +216,10 @@ pub async fn run_many(
             }
             .await;
             match &result {
+                Ok(r) if r.unchanged => bar.finish_with_message(format!(
+                    "nothing changed, v{} stays live",
+                    r.outcome.version
+                )),
                 Ok(r) => bar.finish_with_message(format!("v{} live", r.outcome.version)),
                 Err(e) => bar.abandon_with_message(format!("failed: {e:#}")),
             }

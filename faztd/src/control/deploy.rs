@@ -7,7 +7,7 @@ use std::sync::Arc;
 use fazt_proto::{BlobHash, Chunk, DeployManifest, DeployOutcome, DeployPlan, RpcError};
 
 use crate::instance::Instance;
-use crate::sites::{Manifest, ManifestFile, SiteName, UploadChunk};
+use crate::sites::{Committed, Manifest, ManifestFile, SiteName, UploadChunk};
 
 pub async fn begin(
     instance: &Arc<Instance>,
@@ -27,12 +27,14 @@ pub async fn begin(
                 size: f.size,
             })
             .collect(),
+        force: manifest.force,
     };
     let plan = instance.sites.begin_deploy(connection, manifest).await?;
     Ok(DeployPlan {
         deploy_id: plan.deploy_id,
         missing: plan.missing.into_iter().map(BlobHash).collect(),
         missing_bytes: plan.missing_bytes,
+        unchanged: plan.unchanged.map(|live| outcome(instance, live)),
     })
 }
 
@@ -59,13 +61,17 @@ pub async fn commit(
     deploy_id: u64,
 ) -> Result<DeployOutcome, RpcError> {
     let done = instance.sites.commit_deploy(connection, deploy_id).await?;
-    Ok(DeployOutcome {
+    Ok(outcome(instance, done))
+}
+
+fn outcome(instance: &Instance, done: Committed) -> DeployOutcome {
+    DeployOutcome {
         url: instance.site_url(&done.site),
         site: done.site.into(),
         version: done.version,
         files: done.files,
         total_bytes: done.total_bytes,
-    })
+    }
 }
 
 /// Cancels every deploy of a connection that went away.

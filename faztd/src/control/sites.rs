@@ -13,7 +13,7 @@ pub async fn list(instance: &Arc<Instance>) -> Result<Vec<SiteInfo>, RpcError> {
         .into_iter()
         .map(|s| SiteInfo {
             url: instance.site_url(&s.site.name),
-            live_version: s.site.live,
+            live_version: s.live.as_ref().map(|v| v.number()).unwrap_or(0),
             versions: s.versions,
             files: s.live.as_ref().map(|v| v.file_count).unwrap_or(0),
             bytes: s.live.as_ref().map(|v| v.total_bytes).unwrap_or(0),
@@ -29,7 +29,7 @@ pub async fn history(instance: &Arc<Instance>, site: String) -> Result<Vec<Versi
     Ok(versions
         .into_iter()
         .map(|v| VersionInfo {
-            id: v.id,
+            id: v.number(),
             created_at: v.created_at,
             files: v.file_count,
             bytes: v.total_bytes,

@@ -154,7 +154,7 @@ impl SiteCatalog {
                 let (site, version) = (live.site, live.version);
                 let functions = FunctionSet::build(
                     &site.name,
-                    version.id,
+                    version.number(),
                     live.files.iter().map(|f| (f.path.as_str(), f.file.hash)),
                 )
                 .map(Arc::new);
@@ -196,7 +196,7 @@ impl SiteCatalog {
                     .collect();
                 let served = ServedSite {
                     name: site.name.clone(),
-                    version: version.id,
+                    version: version.number(),
                     config,
                     last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified))
                         .expect("http date"),

@@ -24,6 +24,8 @@ use crate::store::{FinishedBlob, Hash, NewFile, CHUNK_SIZE};
 pub struct Manifest {
     pub site: SiteName,
     pub files: Vec<ManifestFile>,
+    /// Make a new version even when it would be the live one again.
+    pub force: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +41,9 @@ pub struct Plan {
     pub deploy_id: u64,
     pub missing: Vec<Hash>,
     pub missing_bytes: u64,
+    /// Set when the manifest is exactly the live version (and not forced):
+    /// nothing was started, and that version stays live.
+    pub unchanged: Option<Committed>,
 }
 
 /// Part of a blob: `data` starts at `offset`.
@@ -52,6 +57,7 @@ pub struct UploadChunk {
 #[derive(Debug, Clone)]
 pub struct Committed {
     pub site: SiteName,
+    /// Its number (`v1` is the site's first deploy).
     pub version: u64,
     pub files: u64,
     pub total_bytes: u64,
@@ -113,6 +119,21 @@ impl Sites {
             .await?;
         let (files, sizes) = check_manifest(&manifest, &limits)?;
         let site = manifest.site;
+        if !manifest.force {
+            let (site, files) = (site.clone(), files.clone());
+            if let Some(live) = self
+                .blocking(move |s| s.same_as_live(&site, &files))
+                .await?
+            {
+                tracing::info!(site = %live.site, version = live.version, "deploy skipped: nothing changed");
+                return Ok(Plan {
+                    deploy_id: 0,
+                    missing: Vec::new(),
+                    missing_bytes: 0,
+                    unchanged: Some(live),
+                });
+            }
+        }
 
         let hashes: Vec<Hash> = sizes.keys().copied().collect();
         // Held until the session is registered (and so pins its blobs): a
@@ -166,7 +187,33 @@ impl Sites {
             deploy_id,
             missing,
             missing_bytes,
+            unchanged: None,
         })
+    }
+
+    /// The live version of `site`, if it has exactly these files (paths and
+    /// contents; `fazt.json` included).
+    fn same_as_live(
+        &self,
+        site: &SiteName,
+        files: &[NewFile],
+    ) -> Result<Option<Committed>, SiteError> {
+        let Some(live) = self.store.live_version(site)? else {
+            return Ok(None);
+        };
+        let wanted: HashMap<&str, &Hash> =
+            files.iter().map(|f| (f.path.as_str(), &f.hash)).collect();
+        let same = live.files.len() == wanted.len()
+            && live
+                .files
+                .iter()
+                .all(|f| wanted.get(f.path.as_str()) == Some(&&f.file.hash));
+        Ok(same.then(|| Committed {
+            site: site.clone(),
+            version: live.version.number(),
+            files: live.version.file_count,
+            total_bytes: live.version.total_bytes,
+        }))
     }
 
     /// Stores chunks of the blobs a deploy is waiting for. Returns the bytes
@@ -311,25 +358,18 @@ impl Sites {
                 Some(config.to_stored()),
                 usize::try_from(retain).unwrap_or(usize::MAX),
             )?;
-            let total_bytes = s
-                .store
-                .versions(&site)?
-                .into_iter()
-                .find(|v| v.id == version)
-                .map(|v| v.total_bytes)
-                .unwrap_or(0);
             s.announce(&SiteChange::Live {
                 site: site.clone(),
-                version,
+                version: version.number(),
                 config: Arc::new(config),
             })?;
             s.collect_garbage();
-            tracing::info!(site = %site, version, files = files.len(), "deploy committed");
+            tracing::info!(site = %site, version = version.number(), files = files.len(), "deploy committed");
             Ok(Committed {
                 site,
-                version,
+                version: version.number(),
                 files: files.len() as u64,
-                total_bytes,
+                total_bytes: version.total_bytes,
             })
         })
         .await

@@ -42,8 +42,8 @@ use crate::store::{SiteRecord, Store, StoreError, VersionRecord};
 /// What changed about a site, as its listeners hear it.
 #[derive(Debug, Clone)]
 pub enum SiteChange {
-    /// `version` is now live (a deploy, a rollback, or the daemon's start),
-    /// configured by `config`.
+    /// Version number `version` is now live (a deploy, a rollback, or the
+    /// daemon's start), configured by `config`.
     Live {
         site: SiteName,
         version: u64,
@@ -80,7 +80,7 @@ pub struct SiteSummary {
     pub live: Option<VersionRecord>,
 }
 
-/// What a rollback did.
+/// What a rollback did (version numbers, as users see them).
 #[derive(Debug, Clone)]
 pub struct RolledBack {
     pub site: SiteName,
@@ -131,11 +131,11 @@ impl Sites {
                         site.name
                     ))
                 })?;
-                let config = s.live_config(&name, site.live)?;
+                let live = s.version(&name, site.live)?;
                 s.announce(&SiteChange::Live {
-                    site: name,
-                    version: site.live,
-                    config,
+                    site: name.clone(),
+                    version: live.number(),
+                    config: s.config_of(&name, &live)?,
                 })?;
             }
             s.collect_garbage();
@@ -176,7 +176,8 @@ impl Sites {
         .await
     }
 
-    /// Makes `version` (default: the newest one older than the live one) live.
+    /// Makes version number `version` (default: the newest one older than
+    /// the live one) live.
     pub async fn rollback(
         self: &Arc<Self>,
         site: &SiteName,
@@ -187,37 +188,51 @@ impl Sites {
         self.blocking(move |s| {
             let record = s.existing(&site)?;
             let versions = s.store.versions(&site)?;
+            let live = s.version(&site, record.live)?;
             let target = match version {
-                Some(v) => v,
+                Some(number) => {
+                    versions
+                        .iter()
+                        .find(|v| v.number() == number)
+                        .ok_or_else(|| {
+                            let kept: Vec<String> = versions
+                                .iter()
+                                .map(|v| format!("v{}", v.number()))
+                                .collect();
+                            SiteError::NotFound(format!(
+                                "{site} has no version v{number} (kept: {})",
+                                kept.join(", ")
+                            ))
+                        })?
+                }
                 None => versions
                     .iter()
                     .rev()
-                    .map(|v| v.id)
-                    .find(|id| *id < record.live)
+                    .find(|v| v.id < record.live)
                     .ok_or_else(|| {
                         SiteError::NotFound(format!(
-                            "{site} has no version older than the live one ({}) to roll back to",
-                            record.live
+                            "{site} has no version older than the live one (v{}) to roll back to",
+                            live.number()
                         ))
                     })?,
             };
-            if target == record.live {
+            if target.id == record.live {
                 return Err(SiteError::Invalid(format!(
-                    "version {target} of {site} is already live"
+                    "v{} of {site} is already live",
+                    target.number()
                 )));
             }
-            s.store.set_live(&site, target)?;
-            let config = s.live_config(&site, target)?;
+            s.store.set_live(&site, target.id)?;
             s.announce(&SiteChange::Live {
                 site: site.clone(),
-                version: target,
-                config,
+                version: target.number(),
+                config: s.config_of(&site, target)?,
             })?;
-            tracing::info!(site = %site, from = record.live, to = target, "rolled back");
+            tracing::info!(site = %site, from = live.number(), to = target.number(), "rolled back");
             Ok(RolledBack {
                 site,
-                from: record.live,
-                to: target,
+                from: live.number(),
+                to: target.number(),
             })
         })
         .await
@@ -269,18 +284,28 @@ impl Sites {
         }
     }
 
-    /// The configuration of `site`'s version `version`.
-    fn live_config(&self, site: &SiteName, version: u64) -> Result<Arc<SiteConfig>, SiteError> {
-        let record = self
-            .store
+    /// The record of `site`'s version with store id `id`.
+    fn version(&self, site: &SiteName, id: u64) -> Result<VersionRecord, SiteError> {
+        self.store
             .versions(site)?
             .into_iter()
-            .find(|v| v.id == version)
-            .ok_or_else(|| StoreError::NoSuchVersion {
-                site: site.to_string(),
-                version,
-            })?;
-        Ok(Arc::new(config::of_version(&self.store, site, &record)?))
+            .find(|v| v.id == id)
+            .ok_or_else(|| {
+                StoreError::NoSuchVersion {
+                    site: site.to_string(),
+                    version: id,
+                }
+                .into()
+            })
+    }
+
+    /// The configuration `version` of `site` was deployed with.
+    fn config_of(
+        &self,
+        site: &SiteName,
+        version: &VersionRecord,
+    ) -> Result<Arc<SiteConfig>, SiteError> {
+        Ok(Arc::new(config::of_version(&self.store, site, version)?))
     }
 
     fn existing(&self, site: &SiteName) -> Result<SiteRecord, SiteError> {

@@ -66,6 +66,7 @@ fn manifest(site: &str, files: &[(&str, &[u8])]) -> Manifest {
                 size: data.len() as u64,
             })
             .collect(),
+        force: false,
     }
 }
 
@@ -95,6 +96,16 @@ async fn deploy(f: &Fixture, site: &str, files: &[(&str, &[u8])]) -> Result<Comm
     f.sites.commit_deploy(1, plan.deploy_id).await
 }
 
+/// The number of `site`'s live version.
+fn live_number(f: &Fixture, site: &str) -> u64 {
+    f.store
+        .live_version(site)
+        .unwrap()
+        .unwrap()
+        .version
+        .number()
+}
+
 fn blob_count(f: &Fixture, data: &[u8]) -> bool {
     f.store.has_blob(blake3::hash(data).as_bytes()).unwrap()
 }
@@ -118,7 +129,8 @@ async fn a_deploy_goes_live_and_its_listeners_hear_it_with_the_config() {
         [format!("live blog {} spa=true", done.version)]
     );
     let live = f.store.live_version("blog").unwrap().unwrap();
-    assert_eq!(live.version.id, done.version);
+    assert_eq!(live.version.number(), done.version);
+    assert_eq!(done.version, 1, "a site's first deploy is v1");
     let stored = live
         .version
         .config
@@ -130,6 +142,8 @@ async fn a_deploy_goes_live_and_its_listeners_hear_it_with_the_config() {
 #[tokio::test]
 async fn rollback_brings_back_the_old_versions_config() {
     let f = fixture();
+    // Another site first, so store ids and version numbers differ.
+    deploy(&f, "other", &[("x", b"x")]).await.unwrap();
     let v1 = deploy(
         &f,
         "app",
@@ -140,7 +154,13 @@ async fn rollback_brings_back_the_old_versions_config() {
     .version;
     let v2 = deploy(&f, "app", &[("a", b"2")]).await.unwrap().version;
     f.heard.take();
+    let missing = f.sites.rollback(&name("app"), Some(9)).await.unwrap_err();
+    assert!(
+        missing.to_string().contains("no version v9 (kept: v1, v2)"),
+        "{missing}"
+    );
     let done = f.sites.rollback(&name("app"), None).await.unwrap();
+    assert_eq!((v1, v2), (1, 2), "numbered per site");
     assert_eq!((done.from, done.to), (v2, v1));
     assert_eq!(f.heard.take(), [format!("live app {v1} spa=true")]);
     // Already live: refused, nothing announced.
@@ -197,7 +217,7 @@ async fn a_refused_commit_changes_nothing_and_collects_what_was_sent() {
     let files: &[(&str, &[u8])] = &[("index.html", b"v2"), ("fazt.json", br#"{"sap": 1}"#)];
     let err = deploy(&f, "s", files).await.unwrap_err().to_string();
     assert!(err.contains("unknown key \"sap\""), "{err}");
-    assert_eq!(f.store.site("s").unwrap().unwrap().live, v1);
+    assert_eq!(live_number(&f, "s"), v1);
     assert!(!blob_count(&f, b"v2"), "the refused deploy's blob was kept");
 
     // An upload that stops half-way: the commit is refused.
@@ -218,7 +238,7 @@ async fn a_refused_commit_changes_nothing_and_collects_what_was_sent() {
         .unwrap();
     let err = f.sites.commit_deploy(1, plan.deploy_id).await.unwrap_err();
     assert!(err.to_string().contains("incomplete"), "{err}");
-    assert_eq!(f.store.site("s").unwrap().unwrap().live, v1);
+    assert_eq!(live_number(&f, "s"), v1);
     assert!(f.heard.take().is_empty());
 }
 
@@ -363,4 +383,36 @@ async fn a_failing_listener_is_reported_after_the_others_heard() {
     assert_eq!(f.heard.take().len(), 1, "the second listener was not told");
     // The store holds the change: it is not rolled back by a view's failure.
     assert!(f.store.site("s").unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_deploy_of_the_live_files_changes_nothing_unless_forced() {
+    let f = fixture();
+    let files: &[(&str, &[u8])] = &[("index.html", b"same"), ("fazt.json", b"{}")];
+    assert_eq!(deploy(&f, "s", files).await.unwrap().version, 1);
+    f.heard.take();
+    let plan = f.sites.begin_deploy(1, manifest("s", files)).await.unwrap();
+    let live = plan.unchanged.expect("nothing changed");
+    assert_eq!((live.version, live.files), (1, 2));
+    assert_eq!(f.sites.open_deploys(), 0, "no deploy was started");
+    assert!(f.heard.take().is_empty());
+    assert_eq!(f.store.versions("s").unwrap().len(), 1);
+
+    // A changed config is a change; so is --force.
+    let changed: &[(&str, &[u8])] = &[("index.html", b"same"), ("fazt.json", br#"{"spa": true}"#)];
+    let plan = f
+        .sites
+        .begin_deploy(1, manifest("s", changed))
+        .await
+        .unwrap();
+    assert!(plan.unchanged.is_none());
+    f.sites.cancel_deploys_of(1);
+    let forced = Manifest {
+        force: true,
+        ..manifest("s", files)
+    };
+    let plan = f.sites.begin_deploy(1, forced).await.unwrap();
+    assert!(plan.unchanged.is_none());
+    let done = f.sites.commit_deploy(1, plan.deploy_id).await.unwrap();
+    assert_eq!(done.version, 2);
 }

@@ -19,7 +19,13 @@ pub struct SiteRecord {
 /// One deployed version of a site.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VersionRecord {
+    /// The version's identity in the store, unique across sites and time
+    /// (never reused, even after a site is removed).
     pub id: u64,
+    /// What users call it: v1 is the site's first deploy. Versions stored
+    /// before numbers existed have none and go by their id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
     pub created_at: u64,
     pub file_count: u64,
     pub total_bytes: u64,
@@ -44,6 +50,13 @@ pub struct LogLine {
     pub ts_ms: u64,
     pub level: String,
     pub message: String,
+}
+
+impl VersionRecord {
+    /// The number users see (`v5`).
+    pub fn number(&self) -> u64 {
+        self.number.unwrap_or(self.id)
+    }
 }
 
 /// A file of a version: a path bound to a blob.

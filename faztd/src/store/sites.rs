@@ -87,7 +87,8 @@ impl Store {
     /// and makes it live, in one transaction. Returns the new version's id.
     ///
     /// Paths must already be validated by the caller. Versions beyond the
-    /// newest `retain` are dropped in the same transaction.
+    /// newest `retain` are dropped in the same transaction. The version is
+    /// numbered after the site's newest (v1 for a new site).
     pub fn commit_version(
         &self,
         site: &str,
@@ -95,11 +96,11 @@ impl Store {
         spa: bool,
         config: Option<serde_json::Value>,
         retain: usize,
-    ) -> Result<u64> {
+    ) -> Result<VersionRecord> {
         let retain = retain.max(1);
         let now = unix_now();
         let txn = self.db.begin_write()?;
-        let id;
+        let version;
         {
             let blobs = txn.open_table(BLOBS)?;
             let mut total = 0;
@@ -116,8 +117,14 @@ impl Store {
             drop(blobs);
 
             let mut meta = txn.open_table(META)?;
-            id = meta.get(META_NEXT_VERSION)?.map(|v| v.value()).unwrap_or(1);
+            let id = meta.get(META_NEXT_VERSION)?.map(|v| v.value()).unwrap_or(1);
             meta.insert(META_NEXT_VERSION, id + 1)?;
+            let mut versions = txn.open_table(VERSIONS)?;
+            let mut newest = 0;
+            for entry in versions.range((site, 0)..=(site, u64::MAX))? {
+                let (_, value) = entry?;
+                newest = newest.max(records::decode::<VersionRecord>(value.value())?.number());
+            }
 
             let mut files_table = txn.open_table(FILES)?;
             for file in files {
@@ -130,16 +137,16 @@ impl Store {
                     records::encode(&record)?.as_slice(),
                 )?;
             }
-            let version = VersionRecord {
+            version = VersionRecord {
                 id,
+                number: Some(newest + 1),
                 created_at: now,
                 file_count: files.len() as u64,
                 total_bytes: total,
                 spa,
                 config,
             };
-            let mut versions = txn.open_table(VERSIONS)?;
-            versions.insert((site, id), records::encode(&version)?.as_slice())?;
+            versions.insert((site, version.id), records::encode(&version)?.as_slice())?;
 
             let mut sites = txn.open_table(SITES)?;
             let created_at = match sites.get(site)? {
@@ -148,7 +155,7 @@ impl Store {
             };
             let record = SiteRecord {
                 name: site.to_string(),
-                live: id,
+                live: version.id,
                 created_at,
                 updated_at: now,
             };
@@ -167,7 +174,7 @@ impl Store {
             }
         }
         txn.commit()?;
-        Ok(id)
+        Ok(version)
     }
 
     /// Number of sites.

@@ -27,7 +27,8 @@ fn commit_and_read_back() {
     ];
     let v = store
         .commit_version("site", &files, true, None, DEFAULT_RETAIN_VERSIONS)
-        .unwrap();
+        .unwrap()
+        .id;
     let live = store.live_version("site").unwrap().unwrap();
     assert_eq!(live.site.live, v);
     assert!(live.version.spa);
@@ -62,7 +63,8 @@ fn a_missing_blob_fails_the_commit_and_keeps_the_live_version() {
     let good = vec![file(&store, "index.html", b"v1")];
     let v1 = store
         .commit_version("s", &good, false, None, DEFAULT_RETAIN_VERSIONS)
-        .unwrap();
+        .unwrap()
+        .id;
     let bad = vec![NewFile {
         path: "x".into(),
         hash: [7; 32],
@@ -149,4 +151,48 @@ fn a_newer_schema_is_refused() {
         .err()
         .expect("newer schema must be refused");
     assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
+}
+
+#[test]
+fn versions_are_numbered_per_site() {
+    let (_dir, store) = temp_store();
+    let commit = |site: &str, body: &[u8]| {
+        let files = vec![file(&store, "index.html", body)];
+        store
+            .commit_version(site, &files, false, None, DEFAULT_RETAIN_VERSIONS)
+            .unwrap()
+    };
+    assert_eq!(commit("a", b"1").number(), 1);
+    assert_eq!(commit("a", b"2").number(), 2);
+    let b1 = commit("b", b"1");
+    assert_eq!(b1.number(), 1, "another site starts at v1");
+    assert_ne!(b1.id, 1, "store ids stay unique across sites");
+    // A removed site starts again at v1, under a new id.
+    store.remove_site("b").unwrap();
+    let again = commit("b", b"again");
+    assert_eq!(again.number(), 1);
+    assert!(again.id > b1.id);
+}
+
+#[test]
+fn a_version_stored_before_numbers_goes_by_its_id() {
+    let old: VersionRecord = serde_json::from_str(
+        r#"{"id": 7, "created_at": 1, "file_count": 1, "total_bytes": 1, "spa": false}"#,
+    )
+    .unwrap();
+    assert_eq!(old.number(), 7);
+    let (_dir, store) = temp_store();
+    let txn = store.db.begin_write().unwrap();
+    {
+        let mut versions = txn.open_table(VERSIONS).unwrap();
+        versions
+            .insert(("legacy", 7), serde_json::to_vec(&old).unwrap().as_slice())
+            .unwrap();
+    }
+    txn.commit().unwrap();
+    let files = vec![file(&store, "index.html", b"new")];
+    let next = store
+        .commit_version("legacy", &files, false, None, DEFAULT_RETAIN_VERSIONS)
+        .unwrap();
+    assert_eq!(next.number(), 8, "numbering goes on after the old ids");
 }
