@@ -29,8 +29,28 @@ pub enum LogTarget {
     Stderr,
 }
 
+/// `RUST_LOG`, or `info`. tarpc's own per-request span (`RPC{rpc.trace_id=00
+/// otel.kind=server otel.name=...}`) is left out unless `RUST_LOG` names
+/// tarpc: each control request logs in faztd's short `request{id, method}`
+/// span instead.
+fn filter() -> EnvFilter {
+    let wanted = std::env::var("RUST_LOG").unwrap_or_default();
+    let directives = match wanted.trim() {
+        "" => "info,tarpc=warn".to_string(),
+        w if w.contains("tarpc") => w.to_string(),
+        w => format!("{w},tarpc=warn"),
+    };
+    EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info,tarpc=warn"))
+}
+
+/// Colour only for a person at a terminal, and never with `NO_COLOR` set
+/// (<https://no-color.org>): a log file or pipe gets plain text.
+fn stderr_wants_colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 pub fn init() -> LogTarget {
-    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> =
         vec![tracing_subscriber::fmt::layer()
             .with_ansi(false)
@@ -60,6 +80,7 @@ pub fn init() -> LogTarget {
             layers.push(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
+                    .with_ansi(stderr_wants_colour())
                     .with_target(false)
                     .with_filter(filter())
                     .boxed(),

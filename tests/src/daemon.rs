@@ -62,8 +62,9 @@ impl Faztd {
                 .args(["--listen", "127.0.0.1:0"])
                 .args(extra)
                 .env("RUST_LOG", "info")
-                // Plain log lines (`key=value`, no colour codes) for tests to read.
-                .env("NO_COLOR", "1")
+                // No NO_COLOR here: faztd must write plain lines to a pipe by
+                // itself (tests read `key=value` from them).
+                .env_remove("NO_COLOR")
                 .env("XDG_RUNTIME_DIR", data_dir.join("run")),
         )
         .map_err(|e| format!("spawn faztd: {e}"))?;

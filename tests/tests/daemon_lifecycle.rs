@@ -148,3 +148,26 @@ fn sigterm_and_sigint_shut_down_cleanly() {
         );
     }
 }
+
+/// A log that goes to a pipe or a file has no colour codes, and a control
+/// request's lines say which request and method they belong to (not
+/// tarpc's `otel.name`/`trace_id=00` span).
+#[test]
+fn logs_to_a_pipe_are_plain_and_name_the_request() {
+    let mut d = Faztd::start();
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("index.html"), b"plain").unwrap();
+    d.deploy_json(site.path(), "plain");
+    let line = d.wait_for_log("the commit's log line", |l| l.contains("deploy committed"));
+    assert!(line.contains("method=\"commit_deploy\""), "{line}");
+    assert!(line.contains("request_id="), "{line}");
+    let (_, log) = d.stop_with(libc_sig::SIGTERM);
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a piped log:\n{log}"
+    );
+    assert!(
+        !log.contains("otel.name") && !log.contains("trace_id"),
+        "{log}"
+    );
+}

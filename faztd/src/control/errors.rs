@@ -52,7 +52,8 @@ where
     F: FnOnce(&Instance) -> Result<T, RpcError> + Send + 'static,
 {
     let this = instance.clone();
-    tokio::task::spawn_blocking(move || work(&this))
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| work(&this)))
         .await
         .map_err(|e| RpcError::Failed(format!("internal task failed: {e}")))?
 }

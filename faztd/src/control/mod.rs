@@ -75,12 +75,16 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
 
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
-/// Runs each request in a `request` span with a fresh id, so every record it
-/// logs carries `request_id` (in journald: `REQUEST_ID=`).
+/// Runs each request in a `request` span with a fresh id and the method's
+/// name, so every record it logs carries `request_id` and `method` (in
+/// journald: `REQUEST_ID=`, `METHOD=`).
 #[derive(Clone)]
 struct WithRequestId<S>(S);
 
-impl<S: tarpc::server::Serve> tarpc::server::Serve for WithRequestId<S> {
+impl<S: tarpc::server::Serve> tarpc::server::Serve for WithRequestId<S>
+where
+    S::Req: tarpc::RequestName,
+{
     type Req = S::Req;
     type Resp = S::Resp;
 
@@ -89,9 +93,12 @@ impl<S: tarpc::server::Serve> tarpc::server::Serve for WithRequestId<S> {
         ctx: tarpc::context::Context,
         req: Self::Req,
     ) -> Result<Self::Resp, tarpc::ServerError> {
+        use tarpc::RequestName;
+        let method = req.name();
         let span = tracing::info_span!(
             "request",
-            request_id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed)
+            request_id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed),
+            method = method.strip_prefix("Control.").unwrap_or(method),
         );
         tracing::Instrument::instrument(self.0.serve(ctx, req), span).await
     }

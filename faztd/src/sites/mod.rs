@@ -343,13 +343,15 @@ impl Sites {
         });
     }
 
-    /// Runs blocking store work off the async reactor.
+    /// Runs blocking store work off the async reactor, in the caller's
+    /// span (so its log lines keep the request's id).
     async fn blocking<T, F>(self: &Arc<Self>, work: F) -> Result<T, SiteError>
     where
         T: Send + 'static,
         F: FnOnce(&Sites) -> Result<T, SiteError> + Send + 'static,
     {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || work(&this)).await?
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| work(&this))).await?
     }
 }
