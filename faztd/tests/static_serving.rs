@@ -229,10 +229,16 @@ fn index_clean_urls_and_the_sites_404() {
         assert_eq!(res.status, *status, "{path}");
         assert_eq!(res.body, *body, "{path}");
     }
-    // A site without 404.html gets the instance's page.
-    let res = get(&s, "bare.localhost", "/nope");
+    // A site without 404.html: the page is missing on that site (the
+    // instance's "no site here" page would mislead).
+    let res = get(&s, "bare.localhost", "/nope&x");
     assert_eq!(res.status, 404);
-    assert!(res.text().contains("nothing here"));
+    let text = res.text();
+    assert!(
+        text.contains("The site <code>bare</code> has no page at <code>/nope&amp;x</code>"),
+        "{text}"
+    );
+    assert!(!text.contains("nothing here"), "{text}");
 }
 
 #[test]

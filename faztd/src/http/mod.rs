@@ -255,6 +255,11 @@ where
             return static_files::respond(&state.catalog, &site, &file, status, head, headers)
                 .await;
         }
+        // The site exists (and has no 404.html): the page is what is missing.
+        return responses::html(
+            StatusCode::NOT_FOUND,
+            responses::missing_page(&site.name, raw_path),
+        );
     }
     not_found(state, host, head, headers).await
 }
@@ -290,7 +295,8 @@ where
     Ok(collected.freeze())
 }
 
-/// The instance's 404: the `404` site's index page if deployed, else a built-in page.
+/// The instance's 404 for a host that is no site: the `404` site's index
+/// page if deployed, else a built-in page.
 async fn not_found(state: &HttpState, host: &str, head: bool, headers: &HeaderMap) -> Response {
     if let Some(site) = state.catalog.site(NOT_FOUND_SITE) {
         if let Some(file) = site.file("index.html").cloned() {

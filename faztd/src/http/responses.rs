@@ -76,6 +76,19 @@ pub fn unknown_site_page(host: &str) -> String {
     )
 }
 
+/// A site's missing page, when the site has no `404.html` of its own.
+pub fn missing_page(site: &str, path: &str) -> String {
+    let (site, path) = (html_escape(site), html_escape(path));
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Page not found</title>\
+         <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}}\
+         code{{background:#f3f3f3;padding:.1em .3em;border-radius:3px}}</style></head>\
+         <body><h1>404: page not found</h1><p>The site <code>{site}</code> has no page at <code>{path}</code>.</p>\
+         <p><a href=\"/\">Go to the site's home page</a>. \
+         (Site owners: add a <code>404.html</code> to the site to show your own page here.)</p></body></html>\n"
+    )
+}
+
 fn html_escape(text: &str) -> String {
     text.chars()
         .map(|c| match c {
