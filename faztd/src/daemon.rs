@@ -2,7 +2,7 @@
 //! domain, bind, serve until a signal, shut down cleanly.
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +25,7 @@ use crate::shutdown::Shutdown;
 use crate::sites::{SiteListener, Sites};
 use crate::store::Store;
 use crate::systemd::notify;
+use crate::urls;
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -61,7 +62,7 @@ pub async fn run(
 
     let settings = Settings::load(&store)?;
     let stored_domain = settings.stored_domain().map(str::to_string);
-    let decision = {
+    let mut decision = {
         let flag = options.domain.clone();
         tokio::task::spawn_blocking(move || {
             domain::detect(flag.as_deref(), stored_domain.as_deref())
@@ -75,6 +76,14 @@ pub async fn run(
     if decision.store {
         Settings::set(&store, "domain", &decision.domain)
             .context("cannot store the detected domain")?;
+        // From here on it is the stored domain, and is called that everywhere
+        // (status, config get, the banner, the next start).
+        decision.source = domain::DomainSource::Stored;
+        tracing::info!(
+            domain = %decision.domain,
+            "no domain was set: detected it from this machine's addresses and stored it \
+             (change it with `faztctl config set domain NAME`)"
+        );
     }
 
     let listen = options.listen.unwrap_or(settings.listen);
@@ -228,16 +237,10 @@ fn print_banner(
     db: &Path,
     socket: &Path,
 ) {
-    let port = bound.port();
-    let loopback = if bound.ip().is_unspecified() || bound.ip().is_loopback() {
-        IpAddr::from([127, 0, 0, 1])
-    } else {
-        bound.ip()
-    };
     println!(
-        "faztd {} listening on http://{}:{port}",
+        "faztd {} listening on {}",
         fazt_proto::FAZT_VERSION,
-        loopback
+        urls::describe_listen(bound)
     );
     println!(
         "domain: {} ({}){}",
@@ -249,28 +252,11 @@ fn print_banner(
             .map(|w| format!(" - warning: {w}"))
             .unwrap_or_default()
     );
-    let public_host = |site: &str| -> String {
-        let is_ip = decision.domain.parse::<IpAddr>().is_ok();
-        match (site, is_ip) {
-            ("root", _) => decision.domain.clone(),
-            (name, true) => format!("{name}.{}.nip.io", decision.domain),
-            (name, false) => format!("{name}.{}", decision.domain),
-        }
-    };
     for site in sites {
-        let local = if site == "root" {
-            "localhost".to_string()
-        } else {
-            format!("{site}.localhost")
-        };
-        let reachable = bound.ip().is_unspecified();
-        if reachable {
-            println!(
-                "  {site:<12} http://{local}:{port}/   http://{}:{port}/",
-                public_host(site)
-            );
-        } else {
-            println!("  {site:<12} http://{local}:{port}/");
+        let urls = urls::site_urls(bound, &decision.domain, site);
+        match urls.public {
+            Some(public) => println!("  {site:<12} {:<36} {public}", urls.local),
+            None => println!("  {site:<12} {}", urls.local),
         }
     }
     println!("control socket: {}", socket.display());

@@ -5,14 +5,17 @@
 
 use std::net::{IpAddr, ToSocketAddrs};
 
-/// How the domain was chosen; shown by `faztctl status`.
+/// How the domain was chosen, in one word used everywhere (the banner,
+/// `faztctl status`; `faztctl config get` says `stored` too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DomainSource {
-    /// `--domain` on the command line.
+    /// `--domain` on the command line, for this run.
     Flag,
-    /// The stored domain, which matches this machine.
+    /// The stored domain (set with `config set`, or detected and stored at
+    /// the first start), which matches this machine.
     Stored,
-    /// Detected from the machine's addresses (a fresh instance stores it).
+    /// Detected from the machine's addresses for this run, because the
+    /// stored domain does not match this machine (a warning says so).
     Detected,
 }
 

@@ -1,6 +1,6 @@
 //! The running instance: what the control plane shares with the rest.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,6 +11,7 @@ use crate::http::catalog::SiteCatalog;
 use crate::realtime::ChannelHub;
 use crate::sites::Sites;
 use crate::store::Store;
+use crate::urls::SiteUrls;
 
 pub struct Instance {
     pub store: Arc<Store>,
@@ -28,28 +29,13 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// The URL of a site: `NAME.DOMAIN`, or `NAME.IP.nip.io` when the domain
-    /// is an IP address (so it works without DNS set-up), or `NAME.localhost`
-    /// when the instance only listens on loopback (nothing else could reach it).
+    /// Where `site` can be opened (see `urls`).
+    pub fn site_urls(&self, site: &str) -> SiteUrls {
+        crate::urls::site_urls(self.listen, &self.domain.domain, site)
+    }
+
+    /// The one address to show when only one fits.
     pub fn site_url(&self, site: &str) -> String {
-        let port = match self.listen.port() {
-            80 => String::new(),
-            p => format!(":{p}"),
-        };
-        if self.listen.ip().is_loopback() {
-            let host = if site == "root" {
-                "localhost".to_string()
-            } else {
-                format!("{site}.localhost")
-            };
-            return format!("http://{host}{port}/");
-        }
-        let domain = &self.domain.domain;
-        let host = match (site, domain.parse::<IpAddr>().is_ok()) {
-            ("root", _) => domain.clone(),
-            (name, true) => format!("{name}.{domain}.nip.io"),
-            (name, false) => format!("{name}.{domain}"),
-        };
-        format!("http://{host}{port}/")
+        self.site_urls(site).primary().to_string()
     }
 }

@@ -72,10 +72,15 @@ impl Faztd {
         // Both waits end early if faztd exits (its stdout closes).
         let addr = process
             .stdout
-            .wait_for_line(PATIENCE, |l| l.contains("listening on http://"))
+            .wait_for_line(PATIENCE, |l| l.contains("listening on "))
             .and_then(|line| {
-                let addr = line.split("listening on http://").nth(1)?;
-                addr.trim().parse::<SocketAddr>().ok()
+                // `listening on ADDR (...)`; older builds said `http://ADDR`.
+                let rest = line.split("listening on ").nth(1)?;
+                let addr = rest
+                    .trim_start_matches("http://")
+                    .split_whitespace()
+                    .next()?;
+                addr.parse::<SocketAddr>().ok()
             })
             .filter(|_| {
                 let end = process

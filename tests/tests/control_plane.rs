@@ -254,7 +254,7 @@ fn status_for_people_and_scripts() {
     assert_eq!(daemon["pid"].as_u64(), Some(d.pid() as u64));
     assert_eq!(daemon["health"], "ok");
     assert_eq!(daemon["sites"], 2);
-    assert_eq!(daemon["domain_source"], "detected");
+    assert_eq!(daemon["domain_source"], "stored");
     assert_eq!(daemon["listen"], d.addr.to_string());
     assert!(daemon["data_path"].as_str().unwrap().ends_with("data.redb"));
     assert!(daemon["data_bytes"].as_u64().unwrap() > 0);

@@ -8,10 +8,20 @@ fn first_start_seeds_root_and_demo_and_serves_them() {
     let daemon = Faztd::start();
     let banner = daemon.banner.join("\n");
     assert!(banner.contains("demo.localhost"), "{banner}");
+    // A fresh instance detects its domain and stores it, says so once in
+    // the log, and from then on calls it `stored` (as the next start does).
+    assert!(banner.contains("(stored)"), "{banner}");
+    daemon.wait_for_log("the domain being stored", |l| {
+        l.contains("detected it from this machine's addresses and stored it")
+    });
+    // The listen line says what is bound, and who can reach it.
     assert!(
-        banner.contains("(detected)"),
-        "a fresh instance detects its domain: {banner}"
+        banner.contains(&format!("listening on {} (this machine only)", daemon.addr)),
+        "{banner}"
     );
+    let config = daemon.ctl(&["config", "get"]).ok().stdout;
+    let domain_row = config.lines().find(|l| l.contains("domain")).unwrap_or("");
+    assert!(domain_row.contains("stored"), "{config}");
 
     let root = http::get(daemon.addr, "localhost", "/", &[]);
     assert_eq!(root.status, 200);

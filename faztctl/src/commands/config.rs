@@ -25,7 +25,7 @@ pub async fn get(socket: &Path, key: Option<&str>, json: bool) -> Result<ExitCod
     }
     let mut table = output::table(&["setting", "value", "", "what it does"]);
     for e in &entries {
-        let origin = if e.default { "default" } else { "set" };
+        let origin = if e.default { "default" } else { "stored" };
         table.add_row(vec![
             Cell::new(&e.key),
             Cell::new(&e.value),

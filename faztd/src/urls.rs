@@ -1,0 +1,101 @@
+//! Where a site can be opened: one rule for the banner, `faztctl deploy`,
+//! `faztctl sites` and everything else that prints a site's address.
+//!
+//! On the machine itself `NAME.localhost` always works (browsers resolve
+//! `*.localhost` to loopback). From elsewhere the site answers at
+//! `NAME.DOMAIN`, or `NAME.IP.nip.io` when the domain is an IP address (so
+//! it works without DNS set-up) — but only when faztd listens on more than
+//! loopback.
+
+use std::net::{IpAddr, SocketAddr};
+
+/// A site's addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteUrls {
+    /// Works on this machine.
+    pub local: String,
+    /// Works from other machines, when the instance listens beyond loopback.
+    pub public: Option<String>,
+}
+
+impl SiteUrls {
+    /// The address to show when only one fits: the public one if any.
+    pub fn primary(&self) -> &str {
+        self.public.as_deref().unwrap_or(&self.local)
+    }
+}
+
+pub fn site_urls(listen: SocketAddr, domain: &str, site: &str) -> SiteUrls {
+    let port = match listen.port() {
+        80 => String::new(),
+        p => format!(":{p}"),
+    };
+    let local_host = match site {
+        "root" => "localhost".to_string(),
+        name => format!("{name}.localhost"),
+    };
+    let local = format!("http://{local_host}{port}/");
+    let domain = domain.trim();
+    let reachable = !listen.ip().is_loopback();
+    let domain_is_local = domain.is_empty()
+        || domain == "localhost"
+        || domain.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let public = (reachable && !domain_is_local).then(|| {
+        let host = match (site, domain.parse::<IpAddr>().is_ok()) {
+            ("root", _) => domain.to_string(),
+            (name, true) => format!("{name}.{domain}.nip.io"),
+            (name, false) => format!("{name}.{domain}"),
+        };
+        format!("http://{host}{port}/")
+    });
+    SiteUrls { local, public }
+}
+
+/// How the listen address reads in the banner.
+pub fn describe_listen(listen: SocketAddr) -> String {
+    if listen.ip().is_unspecified() {
+        format!(
+            "{listen} (all interfaces: other devices on your network can open these sites; \
+             --listen 127.0.0.1:{} keeps them on this machine)",
+            listen.port()
+        )
+    } else if listen.ip().is_loopback() {
+        format!("{listen} (this machine only)")
+    } else {
+        listen.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(listen: &str, domain: &str, site: &str) -> SiteUrls {
+        site_urls(listen.parse().unwrap(), domain, site)
+    }
+
+    #[test]
+    fn local_and_public_addresses() {
+        let all = urls("0.0.0.0:8080", "192.0.2.2", "blog");
+        assert_eq!(all.local, "http://blog.localhost:8080/");
+        assert_eq!(
+            all.public.as_deref(),
+            Some("http://blog.192.0.2.2.nip.io:8080/")
+        );
+        assert_eq!(all.primary(), "http://blog.192.0.2.2.nip.io:8080/");
+        let named = urls("0.0.0.0:80", "example.com", "blog");
+        assert_eq!(named.public.as_deref(), Some("http://blog.example.com/"));
+        assert_eq!(named.local, "http://blog.localhost/");
+        let root = urls("0.0.0.0:8080", "example.com", "root");
+        assert_eq!(root.local, "http://localhost:8080/");
+        assert_eq!(root.public.as_deref(), Some("http://example.com:8080/"));
+        // Loopback only: nothing else could reach it.
+        let lo = urls("127.0.0.1:8080", "192.0.2.2", "blog");
+        assert_eq!(
+            (lo.local.as_str(), lo.public),
+            ("http://blog.localhost:8080/", None)
+        );
+        // A local-only domain is no public address.
+        assert_eq!(urls("0.0.0.0:8080", "localhost", "blog").public, None);
+    }
+}
