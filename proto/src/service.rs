@@ -118,7 +118,12 @@ pub struct SiteInfo {
     pub files: u64,
     pub bytes: u64,
     pub updated_at: u64,
+    /// Where the site answers: from other machines when the instance is
+    /// reachable (`NAME.DOMAIN`, `NAME.IP.nip.io`), else on this machine.
     pub url: String,
+    /// Where it answers on the daemon's own machine (`NAME.localhost`).
+    #[serde(default)]
+    pub local_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -185,7 +190,10 @@ pub struct DeployOutcome {
     pub version: u64,
     pub files: u64,
     pub total_bytes: u64,
+    /// As in [`SiteInfo`].
     pub url: String,
+    #[serde(default)]
+    pub local_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -193,7 +201,10 @@ pub struct RollbackOutcome {
     pub site: String,
     pub from: u64,
     pub to: u64,
+    /// As in [`SiteInfo`].
     pub url: String,
+    #[serde(default)]
+    pub local_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -67,6 +67,7 @@ pub async fn commit(
 fn outcome(instance: &Instance, done: Committed) -> DeployOutcome {
     DeployOutcome {
         url: instance.site_url(&done.site),
+        local_url: Some(instance.site_urls(&done.site).local),
         site: done.site.into(),
         version: done.version,
         files: done.files,

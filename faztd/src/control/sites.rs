@@ -13,6 +13,7 @@ pub async fn list(instance: &Arc<Instance>) -> Result<Vec<SiteInfo>, RpcError> {
         .into_iter()
         .map(|s| SiteInfo {
             url: instance.site_url(&s.site.name),
+            local_url: Some(instance.site_urls(&s.site.name).local),
             live_version: s.live.as_ref().map(|v| v.number()).unwrap_or(0),
             versions: s.versions,
             files: s.live.as_ref().map(|v| v.file_count).unwrap_or(0),
@@ -47,6 +48,7 @@ pub async fn rollback(
     let done = instance.sites.rollback(&site, version).await?;
     Ok(RollbackOutcome {
         url: instance.site_url(&done.site),
+        local_url: Some(instance.site_urls(&done.site).local),
         site: done.site.into(),
         from: done.from,
         to: done.to,
