@@ -146,6 +146,20 @@ fn positive(n: &u64) -> Result<(), String> {
     }
 }
 
+/// Between `min` and `max`, both included (large values overflow timers
+/// or allocate huge buffers).
+macro_rules! within {
+    ($min:expr, $max:expr) => {
+        |n: &u64| {
+            if ($min..=$max).contains(n) {
+                Ok(())
+            } else {
+                Err(format!("use {} to {}", $min, $max))
+            }
+        }
+    };
+}
+
 fn domain_name(value: &String) -> Result<(), String> {
     let ok = value.is_empty()
         || value.len() <= 253
@@ -180,13 +194,13 @@ settings! {
         "largest total size of one deployed version (bytes)";
     max_files: u64 = 20_000, positive,
         "most files one deployed version may contain";
-    function_timeout_ms: u64 = 5_000, positive,
+    function_timeout_ms: u64 = 5_000, within!(1, 3_600_000),
         "time limit of one function call (applies at the next start)";
     function_memory_mb: u64 = 64, positive,
         "memory limit of one function call (applies at the next start)";
     function_body_bytes: u64 = 1024 * 1024, positive,
         "largest request body a function accepts (applies at the next start)";
-    function_workers: u64 = 4, |n: &u64| if (1..=64).contains(n) { Ok(()) } else { Err("use 1 to 64".to_string()) },
+    function_workers: u64 = 4, within!(1, 64),
         "threads running JavaScript (applies at the next start)";
     realtime_history: u64 = 100, any,
         "messages each realtime channel keeps for catch-up (0 = none)";
@@ -198,9 +212,9 @@ settings! {
         "most channels one WebSocket connection may subscribe to";
     realtime_max_channels_per_site: u64 = 10_000, positive,
         "most realtime channels one site may have at once";
-    realtime_queue_messages: u64 = 512, positive,
+    realtime_queue_messages: u64 = 512, within!(1, 65_536),
         "messages a realtime client may fall behind before it is disconnected (new channels)";
-    realtime_heartbeat_secs: u64 = 30, positive,
+    realtime_heartbeat_secs: u64 = 30, within!(1, 3_600),
         "seconds between WebSocket pings; a client silent for two is dropped";
 }
 
@@ -354,6 +368,11 @@ mod tests {
         );
         assert!(Settings::set(&store, "realtime_history", "0").is_ok());
         assert!(Settings::set(&store, "function_workers", "65").is_err());
+        let err = Settings::set(&store, "realtime_heartbeat_secs", "99999999999").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot set realtime_heartbeat_secs: use 1 to 3600"
+        );
     }
 
     #[test]
