@@ -32,10 +32,7 @@ impl Ran {
 }
 
 fn run(cmd: &mut Command) -> Ran {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .expect("the script runs");
+    let out = cmd.stdin(Stdio::null()).output().expect("the script runs");
     Ran {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -56,7 +53,11 @@ fn install_sh(dir: &Path, args: &[&str]) -> Ran {
 
 fn version(faztctl: &Path) -> String {
     let out = Command::new(faztctl).arg("--version").output().unwrap();
-    assert!(out.status.success(), "{} --version failed", faztctl.display());
+    assert!(
+        out.status.success(),
+        "{} --version failed",
+        faztctl.display()
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -113,7 +114,15 @@ fn install_script_cli_mode_installs_into_the_prefix_and_says_so_first() {
     // A relative prefix is taken from the current directory.
     let relative = install_sh(
         dir.path(),
-        &["--mode", "cli", "--yes", "--prefix", "rel/", "--from-dir", &from],
+        &[
+            "--mode",
+            "cli",
+            "--yes",
+            "--prefix",
+            "rel/",
+            "--from-dir",
+            &from,
+        ],
     );
     assert_eq!(relative.code, Some(0), "{}", relative.all());
     let rel_bin = dir.path().join("rel/bin");
@@ -129,10 +138,22 @@ fn install_script_cli_mode_installs_into_the_prefix_and_says_so_first() {
     // An empty prefix is refused, not taken as "/".
     let empty = install_sh(
         dir.path(),
-        &["--mode", "cli", "--yes", "--prefix", "", "--from-dir", &from],
+        &[
+            "--mode",
+            "cli",
+            "--yes",
+            "--prefix",
+            "",
+            "--from-dir",
+            &from,
+        ],
     );
     assert_eq!(empty.code, Some(1), "{}", empty.all());
-    assert!(empty.stderr.contains("--prefix needs a directory"), "{}", empty.stderr);
+    assert!(
+        empty.stderr.contains("--prefix needs a directory"),
+        "{}",
+        empty.stderr
+    );
 }
 
 #[test]
