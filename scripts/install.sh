@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
-# Install Fazt. Three modes:
-#   production  a system service (root): faztd in /usr/local/bin, hardened unit,
-#               its own user, data in /var/lib/fazt, a real domain, HTTP on :80
-#   local       a user service (no root): faztd and faztctl in ~/.local/bin,
-#               `systemctl --user`, starts at boot through linger, IP-based domain
-#   cli         only faztctl (to operate other instances), optionally a first remote
+# Install Fazt. Three modes, and where each puts the binaries:
+#   production  a system service (root only): faztd and faztctl in
+#               /usr/local/bin, hardened unit, its own user, data in
+#               /var/lib/fazt, a real domain, HTTP on :80
+#   local       a user service: faztd and faztctl in ~/.local/bin,
+#               `systemctl --user`, starts at boot through linger, IP-based
+#               domain (as root: root's own user service, in /root/.local/bin)
+#   cli         only faztctl (to operate other instances), optionally a first
+#               remote: in /usr/local/bin as root, in ~/.local/bin as a user
+# --prefix DIR puts the binaries in DIR/bin instead, in any mode (a system
+# service cannot run from under /home or /root). The destination is printed
+# before anything is installed.
 #
 # Interactive with a menu when run in a terminal without --mode; fully
 # non-interactive with flags, e.g.
 #   scripts/install.sh --mode local --yes
 #   sudo scripts/install.sh --mode production --domain example.org --email me@example.org --yes
 #   scripts/install.sh --mode cli --remote prod=me@example.org --yes
+#   scripts/install.sh --mode cli --prefix /opt/fazt --yes      # /opt/fazt/bin/faztctl
 #
 # Binaries come from --from-dir DIR (a build: target/release), --archive FILE
 # (a release .tar.gz holding faztd and faztctl), or by default from this
-# checkout's target/release (then target/debug). An existing install is
-# detected and upgraded in place (the service is restarted onto the new binary).
+# checkout's target/release (then target/debug). An existing install in the
+# destination is detected and upgraded in place (the service is restarted
+# onto the new binary).
 #
 # faztd itself talks to systemd (over D-Bus): this script never calls systemctl.
 set -euo pipefail
@@ -28,14 +36,17 @@ DOMAIN=""
 EMAIL=""
 LISTEN=""
 REMOTE=""
+PREFIX=""
+PREFIX_GIVEN=0
 
 usage() {
-  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
   cat <<'EOF'
 
 Options:
   --mode production|local|cli   what to install (asked when omitted in a terminal)
   --yes, -y                     do not ask; take the defaults
+  --prefix DIR                  install the binaries in DIR/bin (see above for the defaults)
   --from-dir DIR                take faztd/faztctl from DIR
   --archive FILE                take them from a release archive (.tar.gz)
   --domain DOMAIN               the instance's domain (production: required)
@@ -60,10 +71,18 @@ while [ $# -gt 0 ]; do
     --email) EMAIL="${2:-}"; shift 2 ;;
     --listen) LISTEN="${2:-}"; shift 2 ;;
     --remote) REMOTE="${2:-}"; shift 2 ;;
+    --prefix) [ $# -ge 2 ] || die "--prefix needs a directory"; PREFIX="$2"; PREFIX_GIVEN=1; shift 2 ;;
+    --prefix=*) PREFIX="${1#*=}"; PREFIX_GIVEN=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option $1" ;;
   esac
 done
+
+if [ "$PREFIX_GIVEN" -eq 1 ]; then
+  [ -n "$PREFIX" ] || die "--prefix needs a directory (the binaries go to DIR/bin)"
+  case "$PREFIX" in /*) ;; *) PREFIX="$PWD/$PREFIX" ;; esac
+  while [ "$PREFIX" != / ] && [ "${PREFIX%/}" != "$PREFIX" ]; do PREFIX="${PREFIX%/}"; done
+fi
 
 interactive=0
 if [ "$YES" -eq 0 ] && [ -t 0 ]; then interactive=1; fi
@@ -84,11 +103,12 @@ if [ -z "$MODE" ]; then
   if [ "$interactive" -eq 0 ]; then
     die "no --mode given and no terminal to ask in: pass --mode production|local|cli"
   fi
-  cat <<'EOF'
+  if [ "$(id -u)" -eq 0 ]; then cli_bin=/usr/local/bin; else cli_bin="$HOME/.local/bin"; fi
+  cat <<EOF
 How do you want to install Fazt?
-  1) production   a system service on this server, with a real domain (needs root)
-  2) local        a user service on this machine, for development (no root)
-  3) cli          only faztctl, to operate Fazt on other machines
+  1) production   a system service on this server, with a real domain (needs root; /usr/local/bin)
+  2) local        a user service on this machine, for development (no root; ~/.local/bin)
+  3) cli          only faztctl, to operate Fazt on other machines ($cli_bin)
 EOF
   case "$(ask "Choose 1, 2 or 3" 2)" in
     1|production) MODE=production ;;
@@ -129,6 +149,10 @@ new_version="$("$src/faztctl" --version | awk '{print $2}')"
 if [ "$MODE" = production ]; then
   [ "$(id -u)" -eq 0 ] || die "production mode installs a system service: run it as root (sudo $0 --mode production ...)"
   BIN=/usr/local/bin
+  if [ "$PREFIX_GIVEN" -eq 1 ]; then
+    BIN="${PREFIX%/}/bin"
+    case "$BIN/" in /home/*|/root/*) die "a system service cannot run from $BIN: it protects /home and /root (ProtectHome=yes); choose a --prefix outside them, e.g. /opt/fazt" ;; esac
+  fi
   export FAZT_SOCKET=/run/fazt/faztd.sock
   [ -n "$DOMAIN" ] || DOMAIN="$(ask "Domain of this server (sites live at NAME.DOMAIN)" "")"
   [ -n "$DOMAIN" ] || die "production mode needs --domain DOMAIN (a name whose DNS points at this server)"
@@ -138,11 +162,24 @@ if [ "$MODE" = production ]; then
 elif [ "$MODE" = local ]; then
   [ "$(id -u)" -ne 0 ] || echo "note: local mode as root installs root's user service; a normal user is the usual choice" >&2
   BIN="$HOME/.local/bin"
+  [ "$PREFIX_GIVEN" -eq 0 ] || BIN="${PREFIX%/}/bin"
   [ -n "$LISTEN" ] || LISTEN="$(ask "Listen on" "0.0.0.0:8080")"
   scope=(--user)
 else
-  if [ "$(id -u)" -eq 0 ]; then BIN=/usr/local/bin; else BIN="$HOME/.local/bin"; fi
+  if [ "$PREFIX_GIVEN" -eq 1 ]; then BIN="${PREFIX%/}/bin"
+  elif [ "$(id -u)" -eq 0 ]; then BIN=/usr/local/bin
+  else BIN="$HOME/.local/bin"; fi
 fi
+
+# ---- where they go: said before anything is installed ------------------------
+if [ "$PREFIX_GIVEN" -eq 1 ]; then
+  why="--prefix $PREFIX"
+elif [ "$(id -u)" -eq 0 ]; then
+  why="$MODE mode as root; --prefix DIR installs in DIR/bin instead"
+else
+  why="$MODE mode as $(id -un); --prefix DIR installs in DIR/bin instead"
+fi
+note "installing ${need[*]} $new_version into $BIN ($why)"
 
 # ---- an existing install? -------------------------------------------------
 upgrade=0
@@ -151,6 +188,8 @@ if [ -x "$BIN/faztctl" ] || [ -x "$BIN/faztd" ]; then
   note "found an existing install in $BIN (version ${old_version:-unknown}); upgrading to $new_version"
   confirm "Upgrade it?" || { echo "nothing changed"; exit 0; }
   upgrade=1
+else
+  confirm "Install into $BIN?" || { echo "nothing changed"; exit 0; }
 fi
 
 # ---- binaries ---------------------------------------------------------------
