@@ -15,6 +15,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use super::daemon;
+use crate::args::UsageError;
 use crate::client;
 use crate::output::{self, colored};
 use crate::target::Target;
@@ -147,7 +148,6 @@ pub async fn run_many(
     json: bool,
 ) -> Result<ExitCode> {
     let started = Instant::now();
-    let prepared = prepare(dir, site).await?;
     let mut seen = std::collections::HashSet::new();
     let names: Vec<String> = names
         .iter()
@@ -155,8 +155,9 @@ pub async fn run_many(
         .filter(|n| !n.is_empty() && seen.insert(n.clone()))
         .collect();
     if names.is_empty() {
-        bail!("--to needs at least one remote name (or `local`)");
+        return Err(UsageError("--to needs at least one remote name (or `local`)".into()).into());
     }
+    let prepared = prepare(dir, site).await?;
     let bars = MultiProgress::with_draw_target(if json || !std::io::stderr().is_terminal() {
         ProgressDrawTarget::hidden()
     } else {
@@ -254,10 +255,10 @@ fn default_site_name(dir: &Path) -> Result<String> {
         .unwrap_or_default();
     let name = fazt_proto::site_name_from(&folder);
     if name.is_empty() {
-        bail!(
-            "cannot make a site name from the folder {:?}: pass --site NAME",
-            folder
-        );
+        return Err(UsageError(format!(
+            "cannot make a site name from the folder {folder:?}: pass --site NAME"
+        ))
+        .into());
     }
     Ok(name)
 }
