@@ -40,6 +40,21 @@ pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `1 file`, `0 files`, `2 files`: a count with its noun (regular plurals only).
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A site version as people see it everywhere: `v5` (JSON keeps the number).
+pub fn version(id: u64) -> String {
+    format!("v{id}")
+}
+
 pub fn bytes(n: u64) -> String {
     humansize::format_size(n, humansize::BINARY)
 }
@@ -60,5 +75,17 @@ pub fn duration(secs: u64) -> String {
         s if s < 3600 => format!("{}m", s / 60),
         s if s < 86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
         s => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(count(0u64, "blob"), "0 blobs");
+        assert_eq!(count(1u64, "blob"), "1 blob");
+        assert_eq!(count(2u32, "file"), "2 files");
     }
 }

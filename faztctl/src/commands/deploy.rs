@@ -97,6 +97,18 @@ pub async fn push(socket: &Path, prepared: &Prepared, bar: &ProgressBar) -> Resu
     })
 }
 
+/// What crossed the wire: `sent 2 new blobs, 3 KiB` or `nothing new to send`.
+fn sent(report: &Report) -> String {
+    if report.uploaded_blobs == 0 {
+        return "nothing new to send".to_string();
+    }
+    format!(
+        "sent {}, {}",
+        output::count(report.uploaded_blobs as u64, "new blob"),
+        output::bytes(report.uploaded_bytes)
+    )
+}
+
 fn report_json(report: &Report, elapsed: Duration) -> serde_json::Value {
     let o = &report.outcome;
     json!({
@@ -124,14 +136,12 @@ pub async fn run(socket: &Path, dir: &Path, site: Option<String>, json: bool) ->
     } else {
         let o = &report.outcome;
         println!(
-            "Deployed {} v{}: {} files, {} (sent {} new of {} total, {} blobs) in {:.2}s",
+            "Deployed {} {}: {}, {} ({}) in {:.2}s",
             o.site,
-            o.version,
-            o.files,
+            output::version(o.version),
+            output::count(o.files, "file"),
             output::bytes(prepared.total_bytes),
-            output::bytes(report.uploaded_bytes),
-            output::bytes(prepared.total_bytes),
-            report.uploaded_blobs,
+            sent(&report),
             elapsed.as_secs_f64()
         );
         println!("  {}", o.url);
@@ -187,7 +197,9 @@ pub async fn run_many(
             }
             .await;
             match &result {
-                Ok(r) => bar.finish_with_message(format!("v{} live", r.outcome.version)),
+                Ok(r) => {
+                    bar.finish_with_message(format!("{} live", output::version(r.outcome.version)))
+                }
                 Err(e) => bar.abandon_with_message(format!("failed: {e:#}")),
             }
             (name.clone(), result)
@@ -208,17 +220,16 @@ pub async fn run_many(
             .collect();
         output::print_json(&json!({ "site": prepared.site, "ok": all_ok, "targets": entries }))?;
     } else {
-        let mut table = output::table(&["target", "result", "sent", "url"]);
+        let mut table = output::table(&["target", "result", "upload", "url"]);
         for (name, r) in &results {
             match r {
                 Ok(report) => table.add_row(vec![
                     Cell::new(name),
-                    colored(format!("v{} live", report.outcome.version), Color::Green),
-                    Cell::new(format!(
-                        "{} ({} blobs)",
-                        output::bytes(report.uploaded_bytes),
-                        report.uploaded_blobs
-                    )),
+                    colored(
+                        format!("{} live", output::version(report.outcome.version)),
+                        Color::Green,
+                    ),
+                    Cell::new(sent(report)),
                     Cell::new(&report.outcome.url),
                 ]),
                 Err(e) => table.add_row(vec![
@@ -230,10 +241,10 @@ pub async fn run_many(
             };
         }
         println!(
-            "Deployed {} to {} of {} instances in {:.2}s",
+            "Deployed {} to {} of {} in {:.2}s",
             prepared.site,
             results.iter().filter(|(_, r)| r.is_ok()).count(),
-            results.len(),
+            output::count(results.len() as u64, "instance"),
             elapsed.as_secs_f64()
         );
         println!("{table}");

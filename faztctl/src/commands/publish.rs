@@ -32,12 +32,11 @@ pub async fn run(
         output::print_json(&outcome)?;
     } else {
         println!(
-            "published on {}/{} as id {} to {} subscriber{}",
+            "published on {}/{} as id {} to {}",
             outcome.site,
             outcome.channel,
             outcome.id,
-            outcome.subscribers,
-            if outcome.subscribers == 1 { "" } else { "s" }
+            output::count(outcome.subscribers, "subscriber")
         );
     }
     Ok(ExitCode::SUCCESS)
