@@ -26,6 +26,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 ///   faztctl deploy ./my-site            deploy a folder as site "my-site"
 ///   faztctl sites                       list the sites and their URLs
 ///   faztctl rollback my-site            go back to the previous version
+///   faztctl rollback my-site v5         make v5 live (as `faztctl history` lists it)
 ///   faztctl status --json               everything about the daemon, for scripts
 ///   faztctl @prod deploy ./my-site      the same against a remote, through ssh
 ///   faztctl deploy ./my-site --to prod,local   several instances at once
