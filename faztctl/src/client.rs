@@ -11,6 +11,10 @@ pub struct Daemon {
     pub client: ControlClient,
 }
 
+/// How to start a daemon, for every way faztd may be on this machine.
+pub const START_HINT: &str = "Start it with `cargo run --release -p faztd` from a Fazt checkout, \
+or `faztd` if it is installed (`systemctl --user start faztd` if installed as a service).";
+
 /// Why there is no daemon to talk to.
 #[derive(Debug)]
 pub enum ConnectError {
@@ -23,7 +27,7 @@ impl std::fmt::Display for ConnectError {
         match self {
             ConnectError::NotRunning(path) => write!(
                 f,
-                "faztd is not running (nothing answers on {}).\nStart it with `faztd` (or `systemctl --user start faztd` if installed as a service).",
+                "faztd is not running (nothing answers on {}).\n{START_HINT}",
                 path.display()
             ),
             ConnectError::Other(err) => write!(f, "{err:#}"),

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 the operation failed (or no daemon answered),
 //! 2 the command line was wrong.
 
+mod args;
 mod client;
 mod commands;
 mod output;
@@ -25,6 +26,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 ///   faztctl deploy ./my-site            deploy a folder as site "my-site"
 ///   faztctl sites                       list the sites and their URLs
 ///   faztctl rollback my-site            go back to the previous version
+///   faztctl rollback my-site v5         make v5 live (as `faztctl history` lists it)
 ///   faztctl status --json               everything about the daemon, for scripts
 ///   faztctl @prod deploy ./my-site      the same against a remote, through ssh
 ///   faztctl deploy ./my-site --to prod,local   several instances at once
@@ -61,9 +63,10 @@ enum Command {
     /// {"realtime": {"clientPublish": ["chat-*"]}}.
     Deploy {
         /// The folder to deploy
+        #[arg(value_parser = args::folder)]
         dir: PathBuf,
         /// The site name [default: the folder's name]
-        #[arg(long)]
+        #[arg(long, value_parser = args::site_name)]
         site: Option<String>,
         /// Print the result as JSON
         #[arg(long)]
@@ -83,6 +86,7 @@ enum Command {
     },
     /// List the sites
     Sites {
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
@@ -93,15 +97,25 @@ enum Command {
     },
     /// Show a site's deployed versions
     History {
+        /// The site
+        #[arg(value_parser = args::site_name)]
         site: String,
+        /// Print JSON instead of a table (versions as numbers)
         #[arg(long)]
         json: bool,
     },
-    /// Make an earlier version live again (instant)
+    /// Make another kept version live (instant)
+    ///
+    /// Without a version, goes back to the one before the live one. Any
+    /// version `faztctl history` lists can be named, older or newer, as v5 or 5.
     Rollback {
+        /// The site
+        #[arg(value_parser = args::site_name)]
         site: String,
-        /// The version to make live [default: the one before the live one]
+        /// The version to make live, e.g. v5 [default: the one before the live one]
+        #[arg(value_parser = args::version)]
         version: Option<u64>,
+        /// Print the result as JSON (versions as numbers)
         #[arg(long)]
         json: bool,
     },
@@ -112,18 +126,18 @@ enum Command {
     /// whole history).
     Logs {
         /// The site whose function log to show
-        #[arg(required_unless_present = "daemon")]
+        #[arg(required_unless_present = "daemon", value_parser = args::site_name)]
         site: Option<String>,
         /// The daemon's own log instead of a site's
         #[arg(long, conflicts_with = "site")]
         daemon: bool,
-        /// Keep printing new lines as they arrive
+        /// Keep printing new lines as they arrive (site logs only)
         #[arg(long, short)]
         follow: bool,
         /// How many recent lines to show first
         #[arg(long, short = 'n', default_value_t = 100)]
         lines: u32,
-        /// One JSON object per line
+        /// One JSON object per line: ts_ms, level, message (and seq for a site)
         #[arg(long)]
         json: bool,
     },
@@ -142,10 +156,13 @@ enum Command {
     /// The message is any JSON value; subscribers receive it as `data`.
     /// For example: faztctl publish demo news '{"title":"hello"}'
     Publish {
+        /// The site whose channel it is
+        #[arg(value_parser = args::site_name)]
         site: String,
+        /// The channel, e.g. news or chat-lobby
         channel: String,
         /// The message, as JSON (quote text: '"hello"')
-        #[arg(value_name = "JSON")]
+        #[arg(value_name = "JSON", value_parser = args::json_text)]
         json_data: String,
         /// Print the result as JSON
         #[arg(long)]
@@ -161,6 +178,7 @@ enum Command {
         /// The faztd binary to install
         #[arg(long, value_name = "PATH")]
         binary: Option<PathBuf>,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
@@ -175,19 +193,25 @@ enum Command {
     /// waits until a new daemon answers and prints its version. Only for a
     /// daemon installed with `faztd install`.
     Restart {
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     ///
     /// For example: faztctl completions bash > ~/.local/share/bash-completion/completions/faztctl
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// The shell to print the script for
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 enum RemoteCommand {
     /// Add (or replace) a remote: faztctl remote add prod deploy@example.com
     Add {
+        /// A short name for it, used as @NAME (letters, digits, - and _)
+        #[arg(value_parser = args::remote_name)]
         name: String,
         /// `[user@]host`, or a Host alias from ~/.ssh/config
         host: String,
@@ -200,20 +224,29 @@ enum RemoteCommand {
     },
     /// List the remotes
     List {
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Forget a remote
-    Rm { name: String },
+    Rm {
+        /// The remote to forget
+        name: String,
+    },
     /// Send commands without @NAME to this remote (`local` to undo), like
     /// `kubectl config use-context`; @local always means this machine
-    Default { name: String },
+    Default {
+        /// The remote, or `local` for this machine
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 enum SiteCommand {
     /// Remove a site and all its versions
     Rm {
+        /// The site to remove
+        #[arg(value_parser = args::site_name)]
         name: String,
         /// Do not ask for confirmation
         #[arg(long, short)]
@@ -223,24 +256,34 @@ enum SiteCommand {
 
 #[derive(Subcommand, Debug)]
 enum EnvCommand {
-    /// Show a site's variables (values masked unless --reveal)
+    /// Show a site's variables (values hidden unless --show)
     List {
+        /// The site
+        #[arg(value_parser = args::site_name)]
         site: String,
-        #[arg(long)]
-        reveal: bool,
+        /// Print the values too (they are often secrets)
+        #[arg(long, visible_alias = "reveal")]
+        show: bool,
+        /// Print JSON: an object of names and values (hidden unless --show)
         #[arg(long)]
         json: bool,
     },
     /// Set variables: faztctl env set SITE NAME=VALUE [NAME=VALUE...]
     Set {
+        /// The site
+        #[arg(value_parser = args::site_name)]
         site: String,
-        #[arg(required = true, value_name = "NAME=VALUE")]
-        assignments: Vec<String>,
+        /// What to set; a NAME is a letter or _, then letters, digits and _
+        #[arg(required = true, value_name = "NAME=VALUE", value_parser = args::assignment)]
+        assignments: Vec<args::Assignment>,
     },
     /// Remove variables
     Unset {
+        /// The site
+        #[arg(value_parser = args::site_name)]
         site: String,
-        #[arg(required = true)]
+        /// The variables to remove
+        #[arg(required = true, value_name = "NAME", value_parser = args::env_name)]
         names: Vec<String>,
     },
 }
@@ -249,12 +292,19 @@ enum EnvCommand {
 enum ConfigCommand {
     /// Show every setting (or one)
     Get {
+        /// The setting to show [default: all of them]
         key: Option<String>,
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Change a setting
-    Set { key: String, value: String },
+    Set {
+        /// The setting (`faztctl config get` lists them)
+        key: String,
+        /// Its new value
+        value: String,
+    },
 }
 
 /// `faztctl @NAME ...` is `faztctl --remote NAME ...`.
@@ -274,16 +324,38 @@ fn expand_at_remote(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::
     out
 }
 
+/// Like other Unix tools, end quietly when the reader of our output goes away
+/// (`faztctl logs -f | head`), as a process killed by SIGPIPE does. Only for
+/// stdout: SIGPIPE itself stays ignored (Rust's default), so a daemon that
+/// dies mid-upload is a "connection lost" error with exit 1, not a silent
+/// death by signal.
+fn end_quietly_on_a_closed_stdout() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        // faztctl's socket errors are returned, never panics: a broken pipe
+        // in a panic is stdout's (println!, or clap's completions writer).
+        if message.contains("Broken pipe") || message.contains("BrokenPipe") {
+            // SAFETY: the process is ending; nothing else changes signal dispositions.
+            unsafe {
+                let _ = nix::sys::signal::signal(
+                    nix::sys::signal::Signal::SIGPIPE,
+                    nix::sys::signal::SigHandler::SigDfl,
+                );
+            }
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGPIPE);
+        }
+        default_hook(info);
+    }));
+}
+
 fn main() -> ExitCode {
-    // Like other Unix tools, end quietly when the reader of our output goes
-    // away (`faztctl logs -f | head`), instead of failing to print.
-    // SAFETY: called first thing in main, before any other thread exists.
-    unsafe {
-        let _ = nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigDfl,
-        );
-    }
+    end_quietly_on_a_closed_stdout();
     let cli = Cli::parse_from(expand_at_remote(std::env::args_os()));
     if let Command::Completions { shell } = cli.command {
         clap_complete::generate(
@@ -305,7 +377,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            if err.downcast_ref::<args::UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -321,6 +397,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             force,
             to: Some(to),
         } => return commands::deploy::run_many(&dir, site, &to, force, json).await,
+        Command::Logs {
+            daemon: true,
+            follow: true,
+            ..
+        } => {
+            return Err(args::UsageError(
+                "--follow works for a site's log only; follow the daemon's with `journalctl --user -u faztd -f`"
+                    .to_string(),
+            )
+            .into())
+        }
         other => other,
     };
     // Everything else talks to one daemon: local, or a remote through a tunnel.
@@ -336,6 +423,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let cli_remote = remote;
+    output::set_target_is_local(cli_remote.is_none());
     let target = target::Target::open(cli.socket.as_deref(), cli_remote.as_deref()).await?;
     let socket = target.socket().to_path_buf();
     let code = dispatch(command, &socket, cli_remote.as_deref()).await;
@@ -416,8 +504,8 @@ async fn dispatch(
             Ok(ExitCode::from(2))
         }
         Command::Env {
-            command: EnvCommand::List { site, reveal, json },
-        } => commands::functions::env_list(&socket, &site, reveal, json).await,
+            command: EnvCommand::List { site, show, json },
+        } => commands::functions::env_list(&socket, &site, show, json).await,
         Command::Env {
             command: EnvCommand::Set { site, assignments },
         } => commands::functions::env_set(&socket, &site, &assignments).await,
@@ -441,6 +529,35 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// `faztctl CMD --help` explains every argument of every command.
+    #[test]
+    fn every_argument_has_help() {
+        fn check(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if cmd.get_about().is_none() && cmd.get_long_about().is_none() {
+                missing.push(format!("{path} (the command itself)"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" {
+                    check(sub, &format!("{path} {}", sub.get_name()), missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        let mut cli = Cli::command();
+        cli.build();
+        check(&cli, "faztctl", &mut missing);
+        assert!(missing.is_empty(), "no help for: {missing:?}");
     }
 
     #[test]

@@ -40,6 +40,21 @@ pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `1 file`, `0 files`, `2 files`: a count with its noun (regular plurals only).
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A site version as people see it everywhere: `v5` (JSON keeps the number).
+pub fn version(id: u64) -> String {
+    format!("v{id}")
+}
+
 pub fn bytes(n: u64) -> String {
     humansize::format_size(n, humansize::BINARY)
 }
@@ -60,5 +75,44 @@ pub fn duration(secs: u64) -> String {
         s if s < 3600 => format!("{}m", s / 60),
         s if s < 86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
         s => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(count(0u64, "blob"), "0 blobs");
+        assert_eq!(count(1u64, "blob"), "1 blob");
+        assert_eq!(count(2u32, "file"), "2 files");
+    }
+}
+
+/// Whether this run talks to the daemon on this machine (not a remote
+/// through SSH): then a site's `NAME.localhost` address works here.
+static TARGET_IS_LOCAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+pub fn set_target_is_local(local: bool) {
+    TARGET_IS_LOCAL.store(local, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A site's address that works from where the user is, and the other one
+/// (for other machines) when it differs.
+pub fn site_addresses(url: &str, local_url: Option<&str>) -> (String, Option<String>) {
+    let local = TARGET_IS_LOCAL.load(std::sync::atomic::Ordering::Relaxed);
+    match local_url {
+        Some(here) if local && here != url => (here.to_string(), Some(url.to_string())),
+        _ => (url.to_string(), None),
+    }
+}
+
+/// The address lines printed under a deploy or rollback.
+pub fn print_site_addresses(url: &str, local_url: Option<&str>) {
+    let (here, elsewhere) = site_addresses(url, local_url);
+    println!("  {here}");
+    if let Some(elsewhere) = elsewhere {
+        println!("  {elsewhere}   (from other machines)");
     }
 }

@@ -323,7 +323,7 @@ fn env_site_version_console_and_logs() {
     assert_eq!(revealed["TOKEN"], "s3cret-value");
     d.ctl(&["env", "unset", "envy", "TOKEN"]).ok();
     assert_eq!(json(&get(&d, "envy", "/api/info"))["token"], "unset");
-    assert_eq!(d.ctl(&["env", "set", "envy", "1BAD=x"]).code, Some(1));
+    assert_eq!(d.ctl(&["env", "set", "envy", "1BAD=x"]).code, Some(2));
 
     let logs = d.ctl(&["logs", "envy", "-n", "10"]).ok().stdout;
     assert!(logs.contains("INFO  called with {\"n\":1}"), "{logs}");

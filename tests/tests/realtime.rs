@@ -465,7 +465,7 @@ async fn faztctl_publish() {
     assert_eq!(out["subscribers"], 1);
 
     let bad = d.ctl(&["publish", "demo", "alerts", "not json"]);
-    assert_eq!(bad.code, Some(1));
+    assert_eq!(bad.code, Some(2));
     assert!(bad.stderr.contains("not JSON"), "{}", bad.stderr);
     let bad = d.ctl(&["publish", "nosuch", "alerts", "1"]);
     assert_eq!(bad.code, Some(1));

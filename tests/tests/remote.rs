@@ -88,7 +88,7 @@ fn the_remotes_file_is_managed_and_human_editable() {
     assert!(list.get("default").is_none() || list["default"].is_null());
 
     let bad = ctl.run(&["remote", "add", "bad name", "host"]);
-    assert_eq!(bad.code, Some(1));
+    assert_eq!(bad.code, Some(2));
     let unknown = ctl.run(&["@nosuch", "status"]);
     assert_eq!(unknown.code, Some(1));
     assert!(

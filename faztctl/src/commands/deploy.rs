@@ -15,6 +15,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use super::daemon;
+use crate::args::UsageError;
 use crate::client;
 use crate::output::{self, colored};
 use crate::target::Target;
@@ -111,6 +112,18 @@ pub async fn push(socket: &Path, prepared: &Prepared, bar: &ProgressBar) -> Resu
     })
 }
 
+/// What crossed the wire: `sent 2 new blobs, 3 KiB` or `nothing new to send`.
+fn sent(report: &Report) -> String {
+    if report.uploaded_blobs == 0 {
+        return "nothing new to send".to_string();
+    }
+    format!(
+        "sent {}, {}",
+        output::count(report.uploaded_blobs as u64, "new blob"),
+        output::bytes(report.uploaded_bytes)
+    )
+}
+
 fn report_json(report: &Report, elapsed: Duration) -> serde_json::Value {
     let o = &report.outcome;
     json!({
@@ -148,21 +161,19 @@ pub async fn run(
             "Nothing changed: {} v{} stays live (deploy --force makes a new version anyway)",
             o.site, o.version
         );
-        println!("  {}", o.url);
+        output::print_site_addresses(&o.url, o.local_url.as_deref());
     } else {
         let o = &report.outcome;
         println!(
-            "Deployed {} v{}: {} files, {} (sent {} new of {} total, {} blobs) in {:.2}s",
+            "Deployed {} {}: {}, {} ({}) in {:.2}s",
             o.site,
-            o.version,
-            o.files,
+            output::version(o.version),
+            output::count(o.files, "file"),
             output::bytes(prepared.total_bytes),
-            output::bytes(report.uploaded_bytes),
-            output::bytes(prepared.total_bytes),
-            report.uploaded_blobs,
+            sent(&report),
             elapsed.as_secs_f64()
         );
-        println!("  {}", o.url);
+        output::print_site_addresses(&o.url, o.local_url.as_deref());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -177,7 +188,6 @@ pub async fn run_many(
     json: bool,
 ) -> Result<ExitCode> {
     let started = Instant::now();
-    let prepared = prepare(dir, site, force).await?;
     let mut seen = std::collections::HashSet::new();
     let names: Vec<String> = names
         .iter()
@@ -185,8 +195,9 @@ pub async fn run_many(
         .filter(|n| !n.is_empty() && seen.insert(n.clone()))
         .collect();
     if names.is_empty() {
-        bail!("--to needs at least one remote name (or `local`)");
+        return Err(UsageError("--to needs at least one remote name (or `local`)".into()).into());
     }
+    let prepared = prepare(dir, site, force).await?;
     let bars = MultiProgress::with_draw_target(if json || !std::io::stderr().is_terminal() {
         ProgressDrawTarget::hidden()
     } else {
@@ -217,10 +228,12 @@ pub async fn run_many(
             .await;
             match &result {
                 Ok(r) if r.unchanged => bar.finish_with_message(format!(
-                    "nothing changed, v{} stays live",
-                    r.outcome.version
+                    "nothing changed, {} stays live",
+                    output::version(r.outcome.version)
                 )),
-                Ok(r) => bar.finish_with_message(format!("v{} live", r.outcome.version)),
+                Ok(r) => {
+                    bar.finish_with_message(format!("{} live", output::version(r.outcome.version)))
+                }
                 Err(e) => bar.abandon_with_message(format!("failed: {e:#}")),
             }
             (name.clone(), result)
@@ -241,17 +254,16 @@ pub async fn run_many(
             .collect();
         output::print_json(&json!({ "site": prepared.site, "ok": all_ok, "targets": entries }))?;
     } else {
-        let mut table = output::table(&["target", "result", "sent", "url"]);
+        let mut table = output::table(&["target", "result", "upload", "url"]);
         for (name, r) in &results {
             match r {
                 Ok(report) => table.add_row(vec![
                     Cell::new(name),
-                    colored(format!("v{} live", report.outcome.version), Color::Green),
-                    Cell::new(format!(
-                        "{} ({} blobs)",
-                        output::bytes(report.uploaded_bytes),
-                        report.uploaded_blobs
-                    )),
+                    colored(
+                        format!("{} live", output::version(report.outcome.version)),
+                        Color::Green,
+                    ),
+                    Cell::new(sent(report)),
                     Cell::new(&report.outcome.url),
                 ]),
                 Err(e) => table.add_row(vec![
@@ -263,10 +275,10 @@ pub async fn run_many(
             };
         }
         println!(
-            "Deployed {} to {} of {} instances in {:.2}s",
+            "Deployed {} to {} of {} in {:.2}s",
             prepared.site,
             results.iter().filter(|(_, r)| r.is_ok()).count(),
-            results.len(),
+            output::count(results.len() as u64, "instance"),
             elapsed.as_secs_f64()
         );
         println!("{table}");
@@ -288,10 +300,10 @@ fn default_site_name(dir: &Path) -> Result<String> {
         .unwrap_or_default();
     let name = fazt_proto::site_name_from(&folder);
     if name.is_empty() {
-        bail!(
-            "cannot make a site name from the folder {:?}: pass --site NAME",
-            folder
-        );
+        return Err(UsageError(format!(
+            "cannot make a site name from the folder {folder:?}: pass --site NAME"
+        ))
+        .into());
     }
     Ok(name)
 }

@@ -4,11 +4,12 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use comfy_table::{Cell, Color};
 use fazt_proto::LogLine;
 
 use super::daemon;
+use crate::args::Assignment;
 use crate::client;
 use crate::output::{self, colored};
 
@@ -51,6 +52,7 @@ pub async fn logs(
 
 fn print_line(line: &LogLine, json: bool) -> Result<()> {
     if json {
+        // The same keys as `logs --daemon --json` (which has no seq).
         println!(
             "{}",
             serde_json::json!({ "seq": line.seq, "ts_ms": line.ts_ms, "level": line.level, "message": line.message })
@@ -81,10 +83,20 @@ fn print_line(line: &LogLine, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn env_list(socket: &Path, site: &str, reveal: bool, json: bool) -> Result<ExitCode> {
+/// What `env list` prints instead of a value: the same for every value, so
+/// not even its length shows.
+const HIDDEN: &str = "********";
+
+pub async fn env_list(socket: &Path, site: &str, show: bool, json: bool) -> Result<ExitCode> {
     let d = daemon(socket).await?;
     let vars = client::answer(d.client.env_list(client::quick(), site.to_string()).await)?;
-    let shown = |v: &str| if reveal { v.to_string() } else { mask(v) };
+    let shown = |v: &str| {
+        if show {
+            v.to_string()
+        } else {
+            HIDDEN.to_string()
+        }
+    };
     if json {
         let map: serde_json::Map<String, serde_json::Value> = vars
             .iter()
@@ -105,35 +117,23 @@ pub async fn env_list(socket: &Path, site: &str, reveal: bool, json: bool) -> Re
         ]);
     }
     println!("{table}");
-    if !reveal {
-        eprintln!("(values are masked; --reveal shows them)");
+    if !show {
+        eprintln!("(values hidden; --show prints them)");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Hides a value but its length class and first characters.
-fn mask(value: &str) -> String {
-    let visible: String = value.chars().take(2).collect();
-    if value.chars().count() <= 4 {
-        "****".to_string()
-    } else {
-        format!("{visible}****")
-    }
-}
-
-pub async fn env_set(socket: &Path, site: &str, assignments: &[String]) -> Result<ExitCode> {
-    let mut pairs = Vec::new();
-    for a in assignments {
-        let Some((name, value)) = a.split_once('=') else {
-            bail!("{a:?} is not NAME=VALUE");
-        };
-        pairs.push((name.to_string(), value.to_string()));
-    }
+pub async fn env_set(socket: &Path, site: &str, assignments: &[Assignment]) -> Result<ExitCode> {
     let d = daemon(socket).await?;
-    for (name, value) in pairs {
+    for Assignment { name, value } in assignments {
         client::answer(
             d.client
-                .env_set(client::quick(), site.to_string(), name.clone(), value)
+                .env_set(
+                    client::quick(),
+                    site.to_string(),
+                    name.clone(),
+                    value.clone(),
+                )
                 .await,
         )?;
         println!("{site}: {name} set");

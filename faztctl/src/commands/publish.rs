@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::daemon;
 use crate::client;
@@ -17,10 +17,6 @@ pub async fn run(
     data: &str,
     json: bool,
 ) -> Result<ExitCode> {
-    // Checked here too, so a shell-quoting slip is explained before connecting.
-    let _: serde_json::Value = serde_json::from_str(data).with_context(|| {
-        format!("the message {data:?} is not JSON; quote text as JSON, e.g. '\"hello\"' or '{{\"n\":1}}'")
-    })?;
     let d = daemon(socket).await?;
     let outcome = client::answer(
         d.client
@@ -36,12 +32,11 @@ pub async fn run(
         output::print_json(&outcome)?;
     } else {
         println!(
-            "published on {}/{} as id {} to {} subscriber{}",
+            "published on {}/{} as id {} to {}",
             outcome.site,
             outcome.channel,
             outcome.id,
-            outcome.subscribers,
-            if outcome.subscribers == 1 { "" } else { "s" }
+            output::count(outcome.subscribers, "subscriber")
         );
     }
     Ok(ExitCode::SUCCESS)

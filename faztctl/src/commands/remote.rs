@@ -2,9 +2,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use comfy_table::Cell;
 
+use crate::args::UsageError;
 use crate::output;
 use crate::remotes::{self, Remote, Remotes};
 
@@ -38,11 +39,14 @@ pub fn run(action: Action) -> Result<ExitCode> {
             remotes::check_name(&name)?;
             if host.trim().is_empty() || host.starts_with('-') || host.contains(char::is_whitespace)
             {
-                bail!("{host:?} is not a host: give [user@]host");
+                return Err(UsageError(format!("{host:?} is not a host: give [user@]host")).into());
             }
             if let Some(socket) = &socket {
                 if !socket.starts_with('/') {
-                    bail!("the socket path must be absolute, not {socket:?}");
+                    return Err(UsageError(format!(
+                        "the socket path must be absolute, not {socket:?}"
+                    ))
+                    .into());
                 }
             }
             let replaced = all

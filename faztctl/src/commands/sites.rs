@@ -26,11 +26,18 @@ pub async fn list(socket: &Path, json: bool) -> Result<ExitCode> {
     for s in &sites {
         table.add_row(vec![
             Cell::new(&s.name),
-            Cell::new(format!("v{} ({} kept)", s.live_version, s.versions)),
+            Cell::new(format!(
+                "{} ({} kept)",
+                output::version(s.live_version),
+                s.versions
+            )),
             Cell::new(s.files),
             Cell::new(output::bytes(s.bytes)),
             Cell::new(output::ago(s.updated_at)),
-            colored(&s.url, Color::Cyan),
+            colored(
+                &output::site_addresses(&s.url, s.local_url.as_deref()).0,
+                Color::Cyan,
+            ),
         ]);
     }
     println!("{table}");
@@ -47,7 +54,7 @@ pub async fn history(socket: &Path, site: &str, json: bool) -> Result<ExitCode> 
     let mut table = output::table(&["version", "deployed", "files", "size", ""]);
     for v in &versions {
         table.add_row(vec![
-            Cell::new(format!("v{}", v.id)),
+            Cell::new(output::version(v.id)),
             Cell::new(output::ago(v.created_at)),
             Cell::new(v.files),
             Cell::new(output::bytes(v.bytes)),
@@ -77,9 +84,18 @@ pub async fn rollback(
     if json {
         output::print_json(&outcome)?;
     } else {
+        // Naming a newer version is allowed (undoing a rollback): say so.
+        let moved = if outcome.to > outcome.from {
+            "moved forward"
+        } else {
+            "rolled back"
+        };
         println!(
-            "{} rolled back: v{} -> v{} is live at {}",
-            outcome.site, outcome.from, outcome.to, outcome.url
+            "{} {moved}: {} -> {} is live at {}",
+            outcome.site,
+            output::version(outcome.from),
+            output::version(outcome.to),
+            output::site_addresses(&outcome.url, outcome.local_url.as_deref()).0
         );
     }
     Ok(ExitCode::SUCCESS)

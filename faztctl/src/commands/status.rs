@@ -37,6 +37,10 @@ pub struct Row {
     pub unit: Option<String>,
     /// Why the row could not be read, when it could not.
     pub error: Option<String>,
+    /// What the table says instead of `error` when the state is an ordinary
+    /// one, not a fault: `not running`, `not installed`.
+    #[serde(skip)]
+    pub plain: Option<&'static str>,
     /// Set when this row lags behind the newest version: the command that fixes it.
     pub fix: Option<String>,
 }
@@ -55,7 +59,16 @@ impl Row {
             health: None,
             unit: None,
             error: None,
+            plain: None,
             fix: None,
+        }
+    }
+
+    fn unreached(role: &'static str, name: &str, why: Unreached) -> Row {
+        Row {
+            error: Some(why.message),
+            plain: why.not_running.then_some("not running"),
+            ..Row::new(role, name)
         }
     }
 
@@ -83,30 +96,29 @@ impl Row {
 pub async fn run(socket: &Path, target: Option<&str>, json: bool) -> Result<ExitCode> {
     let remotes = Remotes::load().unwrap_or_default();
     let local_socket = client::socket_path(None).ok();
-    let (target_status, target_error) = match daemon_status(socket).await {
+    let (target_status, target_unreached) = match daemon_status(socket).await {
         Ok(status) => (Some(status), None),
-        Err(err) => (None, Some(err)),
+        Err(why) => (None, Some(why)),
     };
+    let target_error = target_unreached.as_ref().map(|why| why.message.clone());
 
     let mut rows = vec![
         source_row(),
         binary_row("faztctl", Some(fazt_proto::VERSION_LINE.to_string())),
     ];
-    rows.push(binary_row("faztd", faztd_on_path()));
+    rows.push(faztd_row());
     // The local daemon: already asked if it is the target.
     let local = match (target, &target_status, &target_error) {
         (None, Some(status), _) => Row::daemon("local", "local", status),
-        (None, None, Some(err)) => Row {
-            error: Some(err.clone()),
-            ..Row::new("local", "local")
-        },
+        (None, None, Some(_)) => Row::unreached(
+            "local",
+            "local",
+            target_unreached.clone().expect("set with target_error"),
+        ),
         _ => match local_socket {
             Some(ref s) => match daemon_status(s).await {
                 Ok(status) => Row::daemon("local", "local", &status),
-                Err(err) => Row {
-                    error: Some(err),
-                    ..Row::new("local", "local")
-                },
+                Err(why) => Row::unreached("local", "local", why),
             },
             None => Row {
                 error: Some("no control socket path".into()),
@@ -116,8 +128,8 @@ pub async fn run(socket: &Path, target: Option<&str>, json: bool) -> Result<Exit
     };
     rows.push(local);
     let checks = remotes.remotes.iter().map(|(name, remote)| {
-        let already =
-            (target == Some(name.as_str())).then(|| (target_status.clone(), target_error.clone()));
+        let already = (target == Some(name.as_str()))
+            .then(|| (target_status.clone(), target_unreached.clone()));
         remote_row(name.clone(), remote.clone(), already)
     });
     rows.extend(futures_util::future::join_all(checks).await);
@@ -145,6 +157,12 @@ pub async fn run(socket: &Path, target: Option<&str>, json: bool) -> Result<Exit
                 eprintln!("warning: {warning}");
             }
         }
+        if rows
+            .iter()
+            .any(|r| r.role == "binary" && r.plain == Some("not installed"))
+        {
+            eprintln!("faztd is not installed: {INSTALL_HINT}");
+        }
         for row in rows.iter().filter(|r| r.fix.is_some()) {
             eprintln!(
                 "{} {} is behind: {}",
@@ -164,6 +182,18 @@ pub async fn run(socket: &Path, target: Option<&str>, json: bool) -> Result<Exit
     })
 }
 
+/// How to get a faztd binary, for the status hints.
+const INSTALL_HINT: &str = "run `scripts/install.sh` in a Fazt checkout (`--mode local` for a \
+user service), or try it without installing: `cargo run --release -p faztd`";
+
+/// Why a daemon could not be asked.
+#[derive(Debug, Clone)]
+struct Unreached {
+    message: String,
+    /// Nothing listens on the socket: an ordinary state, not a fault.
+    not_running: bool,
+}
+
 /// A daemon's status and its systemd unit, as one visit saw them.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -172,10 +202,16 @@ struct Seen {
     unit: Result<Option<UnitStatus>, String>,
 }
 
-async fn daemon_status(socket: &Path) -> Result<Seen, String> {
-    let daemon = client::connect(socket).await.map_err(|e| e.to_string())?;
-    let status = client::answer(daemon.client.status(client::quick()).await)
-        .map_err(|e| format!("{e:#}"))?;
+async fn daemon_status(socket: &Path) -> Result<Seen, Unreached> {
+    let daemon = client::connect(socket).await.map_err(|e| Unreached {
+        message: e.to_string(),
+        not_running: matches!(e, client::ConnectError::NotRunning(_)),
+    })?;
+    let status =
+        client::answer(daemon.client.status(client::quick()).await).map_err(|e| Unreached {
+            message: format!("{e:#}"),
+            not_running: false,
+        })?;
     let unit = client::answer(daemon.client.unit_status(client::quick()).await)
         .map_err(|e| format!("{e:#}"));
     Ok(Seen { status, unit })
@@ -184,15 +220,13 @@ async fn daemon_status(socket: &Path) -> Result<Seen, String> {
 async fn remote_row(
     name: String,
     remote: Remote,
-    already: Option<(Option<Seen>, Option<String>)>,
+    already: Option<(Option<Seen>, Option<Unreached>)>,
 ) -> Row {
-    if let Some((status, error)) = already {
-        return match status {
-            Some(status) => Row::daemon("remote", &name, &status),
-            None => Row {
-                error,
-                ..Row::new("remote", &name)
-            },
+    if let Some((status, unreached)) = already {
+        return match (status, unreached) {
+            (Some(status), _) => Row::daemon("remote", &name, &status),
+            (None, Some(why)) => Row::unreached("remote", &name, why),
+            (None, None) => Row::new("remote", &name),
         };
     }
     let check = async {
@@ -202,7 +236,7 @@ async fn remote_row(
             .map_err(|e| format!("{e:#}"))?;
         let status = daemon_status(tunnel.socket()).await;
         tokio::task::spawn_blocking(move || drop(tunnel)).await.ok();
-        status
+        status.map_err(|why| why.message)
     };
     match tokio::time::timeout(REMOTE_TIMEOUT, check).await {
         Ok(Ok(status)) => Row::daemon("remote", &name, &status),
@@ -264,19 +298,40 @@ fn binary_row(name: &str, line: Option<String>) -> Row {
             row.version = parts.next().map(str::to_string);
             row.commit = parts.next().map(|c| c.trim_matches(['(', ')']).to_string());
         }
-        None => row.error = Some("not found on PATH".into()),
+        None => {
+            row.error = Some("not installed".into());
+            row.plain = Some("not installed");
+        }
     }
     row
 }
 
-/// What `faztd --version` says, for the faztd found on PATH.
-fn faztd_on_path() -> Option<String> {
-    let out = std::process::Command::new("faztd")
+/// The faztd this faztctl would use: the one next to it (an install, or
+/// `target/release` after `cargo build`/`cargo run`), else the one on PATH.
+fn faztd_row() -> Row {
+    let beside = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("faztd"))
+        .filter(|p| p.is_file());
+    let program = beside.unwrap_or_else(|| "faztd".into());
+    let Ok(out) = std::process::Command::new(&program)
         .arg("--version")
+        .stderr(std::process::Stdio::null())
         .output()
-        .ok()?;
+    else {
+        return binary_row("faztd", None);
+    };
     let text = String::from_utf8_lossy(&out.stdout);
-    text.trim().strip_prefix("faztd ").map(str::to_string)
+    match text.trim().strip_prefix("faztd ") {
+        Some(line) => binary_row("faztd", Some(line.to_string())),
+        None => Row {
+            error: Some(format!(
+                "{} --version did not say which version it is",
+                program.display()
+            )),
+            ..Row::new("binary", "faztd")
+        },
+    }
 }
 
 fn parse_version(v: &str) -> Vec<u64> {
@@ -314,7 +369,11 @@ fn print_matrix(rows: &[Row]) {
     let mut table = output::table(&[
         "", "name", "version", "commit", "uptime", "unit", "domain", "sites", "health",
     ]);
-    for row in rows {
+    // Outside a Fazt checkout there is no source to compare with: no row.
+    for row in rows
+        .iter()
+        .filter(|r| !(r.role == "source" && r.error.is_some()))
+    {
         let version = row.version.clone().unwrap_or_else(|| "-".into());
         let version = if row.fix.is_some() {
             colored(format!("{version} (behind)"), Color::Yellow)
@@ -327,8 +386,13 @@ fn print_matrix(rows: &[Row]) {
             (None, _) => "-".into(),
         };
         let health = match (&row.health, &row.error) {
+            (_, Some(_)) if row.plain.is_some() => {
+                colored(row.plain.unwrap_or_default(), Color::Yellow)
+            }
             (_, Some(err)) if row.role == "local" || row.role == "remote" => {
-                colored(format!("unreachable: {err}"), Color::Red)
+                // The first line: the whole explanation is printed under the table.
+                let first = err.lines().next().unwrap_or_default();
+                colored(format!("unreachable: {first}"), Color::Red)
             }
             (_, Some(err)) => colored(err, Color::DarkGrey),
             (Some(h), None) if h == "ok" => colored("healthy", Color::Green),
@@ -380,19 +444,9 @@ fn print_details(status: &DaemonStatus, unit: &Result<Option<UnitStatus>, String
     rows.add_row(vec![
         comfy_table::Cell::new("realtime"),
         comfy_table::Cell::new(format!(
-            "{} connection{}, {} channel{}",
-            status.realtime_connections,
-            if status.realtime_connections == 1 {
-                ""
-            } else {
-                "s"
-            },
-            status.realtime_channels,
-            if status.realtime_channels == 1 {
-                ""
-            } else {
-                "s"
-            },
+            "{}, {}",
+            output::count(status.realtime_connections, "connection"),
+            output::count(status.realtime_channels, "channel"),
         )),
     ]);
     rows.add_row(vec![
@@ -427,11 +481,10 @@ fn unit_cell(unit: &Result<Option<UnitStatus>, String>) -> Cell {
                 &u.unit_file_state
             };
             let text = format!(
-                "{} ({}){since}, {} restart{}, {file_state}; {} unit {}",
+                "{} ({}){since}, {}, {file_state}; {} unit {}",
                 u.active_state,
                 u.sub_state,
-                u.restarts,
-                if u.restarts == 1 { "" } else { "s" },
+                output::count(u.restarts, "restart"),
                 u.scope,
                 u.unit
             );
