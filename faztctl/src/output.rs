@@ -78,18 +78,6 @@ pub fn duration(secs: u64) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_agree_with_their_nouns() {
-        assert_eq!(count(0u64, "blob"), "0 blobs");
-        assert_eq!(count(1u64, "blob"), "1 blob");
-        assert_eq!(count(2u32, "file"), "2 files");
-    }
-}
-
 /// Whether this run talks to the daemon on this machine (not a remote
 /// through SSH): then a site's `NAME.localhost` address works here.
 static TARGET_IS_LOCAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
@@ -114,5 +102,17 @@ pub fn print_site_addresses(url: &str, local_url: Option<&str>) {
     println!("  {here}");
     if let Some(elsewhere) = elsewhere {
         println!("  {elsewhere}   (from other machines)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(count(0u64, "blob"), "0 blobs");
+        assert_eq!(count(1u64, "blob"), "1 blob");
+        assert_eq!(count(2u32, "file"), "2 files");
     }
 }
