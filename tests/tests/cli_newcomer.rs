@@ -32,8 +32,9 @@ fn versions_are_named_and_printed_as_v5() {
     let second = d
         .ctl(&["deploy", path_str(site.path()), "--site", "app"])
         .ok();
+    // The same files again: a new version only when forced.
     let again = d
-        .ctl(&["deploy", path_str(site.path()), "--site", "app"])
+        .ctl(&["deploy", path_str(site.path()), "--site", "app", "--force"])
         .ok();
     let history = d.ctl(&["history", "app", "--json"]).ok().json();
     let ids: Vec<u64> = history
@@ -43,6 +44,7 @@ fn versions_are_named_and_printed_as_v5() {
         .map(|v| v["id"].as_u64().expect("--json keeps versions as numbers"))
         .collect();
     let (v1, v2, v3) = (ids[2], ids[1], ids[0]);
+    assert_eq!((v1, v2, v3), (1, 2, 3), "versions are numbered per site");
 
     // deploy: `v1`, and counts with their plurals.
     assert!(

@@ -2,7 +2,7 @@
 //! runtime, fed from one bounded queue. JavaScript never runs on the tokio
 //! reactor, so a slow or looping function cannot stall static serving.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
@@ -24,11 +24,10 @@ enum Job {
 }
 
 pub struct FunctionPool {
-    /// Jobs for the workers.
-    jobs: crossbeam_channel::Sender<Job>,
-    /// Dropped by `stop`: the workers see the disconnect once the queue is
-    /// empty, and end.
-    running: Mutex<Option<crossbeam_channel::Sender<()>>>,
+    /// Jobs for the workers. `stop` takes it away: once it is dropped (with
+    /// any clone a syntax check holds) the workers run what is queued, see
+    /// the channel disconnected, and end.
+    jobs: RwLock<Option<crossbeam_channel::Sender<Job>>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     pub limits: Limits,
     pub logs: Arc<SiteLogs>,
@@ -45,22 +44,19 @@ pub struct Shared {
 impl FunctionPool {
     pub fn start(workers: usize, limits: Limits, shared: Shared) -> std::io::Result<FunctionPool> {
         let (tx, rx) = crossbeam_channel::bounded::<Job>(QUEUE_DEPTH);
-        let (running, stopped) = crossbeam_channel::bounded::<()>(0);
         let mut handles = Vec::new();
         for n in 0..workers.max(1) {
             let rx = rx.clone();
-            let stopped = stopped.clone();
             let shared = shared.clone();
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("fazt-js-{n}"))
                     .stack_size(WORKER_STACK)
-                    .spawn(move || worker(rx, stopped, limits, shared))?,
+                    .spawn(move || worker(rx, limits, shared))?,
             );
         }
         Ok(FunctionPool {
-            jobs: tx,
-            running: Mutex::new(Some(running)),
+            jobs: RwLock::new(Some(tx)),
             workers: Mutex::new(handles),
             limits,
             logs: shared.logs,
@@ -70,9 +66,16 @@ impl FunctionPool {
     /// Runs a function; `Busy` when the queue is full.
     pub async fn invoke(&self, invocation: Invocation) -> Result<FnResponse, FnError> {
         let (tx, rx) = oneshot::channel();
-        self.jobs
-            .try_send(Job::Invoke(invocation, tx))
-            .map_err(|_| FnError::Busy)?;
+        {
+            let jobs = self.jobs.read().expect("jobs");
+            let Some(jobs) = jobs.as_ref() else {
+                return Err(FnError::Internal(
+                    "the function workers are stopping".to_string(),
+                ));
+            };
+            jobs.try_send(Job::Invoke(invocation, tx))
+                .map_err(|_| FnError::Busy)?;
+        }
         rx.await
             .map_err(|_| FnError::Internal("the function worker stopped".to_string()))?
     }
@@ -80,7 +83,7 @@ impl FunctionPool {
     /// Ends the workers once they have run what is queued, and waits for
     /// them (blocking): afterwards nothing of theirs holds the database.
     pub fn stop(&self) {
-        drop(self.running.lock().expect("running").take());
+        drop(self.jobs.write().expect("jobs").take());
         let workers = std::mem::take(&mut *self.workers.lock().expect("workers"));
         for worker in workers {
             let _ = worker.join();
@@ -92,7 +95,12 @@ impl FunctionPool {
         let (tx, rx) = oneshot::channel();
         // A deploy waits for room in the queue rather than being refused as
         // busy; the wait happens on a blocking thread, not the reactor.
-        let jobs = self.jobs.clone();
+        let jobs = self
+            .jobs
+            .read()
+            .expect("jobs")
+            .clone()
+            .ok_or("the function workers are stopping")?;
         tokio::task::spawn_blocking(move || jobs.send(Job::CheckSyntax(sources, tx)).is_ok())
             .await
             .map_err(|e| format!("the syntax check could not be queued: {e}"))?
@@ -103,12 +111,7 @@ impl FunctionPool {
     }
 }
 
-fn worker(
-    jobs: crossbeam_channel::Receiver<Job>,
-    stopped: crossbeam_channel::Receiver<()>,
-    limits: Limits,
-    shared: Shared,
-) {
+fn worker(jobs: crossbeam_channel::Receiver<Job>, limits: Limits, shared: Shared) {
     let mut engine: Option<Engine> = None;
     loop {
         // With nothing queued, get the next context ready before waiting.
@@ -120,13 +123,9 @@ fn worker(
                 engine.prepare();
             }
         }
-        // Queued jobs first; the stop signal (a disconnect) only when idle.
-        let job = crossbeam_channel::select_biased! {
-            recv(jobs) -> job => match job {
-                Ok(job) => job,
-                Err(_) => break,
-            },
-            recv(stopped) -> _ => break,
+        // Queued jobs are received before the disconnect that `stop` causes.
+        let Ok(job) = jobs.recv() else {
+            break;
         };
         let current = match engine.take() {
             Some(e) => Ok(e),
