@@ -54,15 +54,9 @@ pub fn version(text: &str) -> Result<u64, String> {
 }
 
 /// Environment variable names, as in a shell: a letter or `_`, then letters,
-/// digits and `_`; at most 128 bytes (the daemon's rule).
+/// digits and `_`; at most 128 bytes (the daemon's rule, in fazt_proto).
 pub fn env_name(text: &str) -> Result<String, String> {
-    let mut chars = text.chars();
-    let ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && text.len() <= 128;
-    if ok {
+    if fazt_proto::is_valid_env_name(text) {
         Ok(text.to_string())
     } else {
         Err(

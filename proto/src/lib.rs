@@ -48,6 +48,17 @@ pub fn is_valid_site_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// Environment variable names (`faztctl env`), as in a shell: a letter or
+/// `_`, then letters, digits and `_`; at most 128 bytes.
+pub fn is_valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 128
+}
+
 /// Turns a folder name into a site name: lower-case, other characters become `-`.
 pub fn site_name_from(folder: &str) -> String {
     let mut name: String = folder
@@ -86,6 +97,9 @@ mod tests {
         assert!(!is_valid_site_name(&"a".repeat(64)));
         assert_eq!(site_name_from("My Site_v2"), "my-site-v2");
         assert_eq!(site_name_from("--x--"), "x");
+        assert!(is_valid_env_name("API_TOKEN") && is_valid_env_name("_x1"));
+        assert!(!is_valid_env_name("1BAD") && !is_valid_env_name("A-B") && !is_valid_env_name(""));
+        assert!(!is_valid_env_name(&"A".repeat(129)));
         assert_eq!(site_name_from("..."), "");
     }
 }

@@ -50,15 +50,9 @@ pub async fn env_list(instance: &Arc<Instance>, site: String) -> Result<Vec<EnvV
     .await
 }
 
-/// Names as in a shell: a letter or `_`, then letters, digits and `_`.
+/// Names as in a shell (the rule both sides share, in fazt_proto).
 fn check_name(name: &str) -> Result<(), RpcError> {
-    let mut chars = name.chars();
-    let ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && name.len() <= 128;
-    if ok {
+    if fazt_proto::is_valid_env_name(name) {
         Ok(())
     } else {
         Err(RpcError::Invalid(format!(
