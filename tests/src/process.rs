@@ -21,6 +21,22 @@ pub mod libc_sig {
     pub const SIGINT: i32 = 2;
 }
 
+/// Runs `start` again while it fails with "text file busy" (ETXTBSY): a
+/// binary a test has just copied cannot be executed while another test
+/// thread's freshly forked child still holds the copy's write descriptor
+/// (it closes at that child's exec, a moment later).
+pub fn retry_busy<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut last = None;
+    let started = wait::poll(crate::PATIENCE, || match start() {
+        Err(err) if err.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+            last = Some(err);
+            None
+        }
+        other => Some(other),
+    });
+    started.unwrap_or_else(|| Err(last.expect("a busy error was seen")))
+}
+
 /// Sends `signal` to `pid` (our own child process).
 pub fn signal_pid(pid: u32, signal: i32) {
     use nix::sys::signal::{kill, Signal};
@@ -59,11 +75,13 @@ pub struct Process {
 impl Process {
     /// Spawns `command` with stdin from `/dev/null` and both outputs drained.
     pub fn spawn(command: &mut Command) -> std::io::Result<Process> {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
+        let mut child = retry_busy(|| {
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+        })?;
         let stdout = Captured::drain(child.stdout.take().expect("piped stdout"));
         let stderr = Captured::drain(child.stderr.take().expect("piped stderr"));
         Ok(Process {

@@ -364,19 +364,18 @@ fn env_list_shows_no_part_of_a_value_unless_asked() {
 /// `bin_dir` and the system's directories.
 fn status_from(faztctl: &Path, socket: &Path, cwd: &Path, bin_dir: &Path) -> CtlOutput {
     let config = cwd.join("config");
-    CtlOutput::from(
-        Command::new(faztctl)
-            .arg("--socket")
-            .arg(socket)
-            .arg("status")
-            .current_dir(cwd)
-            .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
-            .env("XDG_CONFIG_HOME", &config)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap(),
-    )
+    let mut command = Command::new(faztctl);
+    command
+        .arg("--socket")
+        .arg(socket)
+        .arg("status")
+        .current_dir(cwd)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+        .env("XDG_CONFIG_HOME", &config)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    // Just copied: retried while another test's fork still holds it open.
+    CtlOutput::from(fazt_e2e::process::retry_busy(|| command.output()).unwrap())
 }
 
 #[test]
