@@ -77,8 +77,10 @@ pub async fn connect(socket: &Path) -> Result<Daemon, ConnectError> {
         .await
         .map_err(|e| {
             ConnectError::Other(anyhow!(
-                "faztd at {} did not answer the handshake: {e}",
-                socket.display()
+                "faztd at {} did not answer the handshake: {e} (a faztd from before protocol {} \
+                 speaks another encoding and hangs up: upgrade faztd)",
+                socket.display(),
+                fazt_proto::PROTOCOL_VERSION
             ))
         })?
         .map_err(|e| ConnectError::Other(anyhow!("{e}")))?;
