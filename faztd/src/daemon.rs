@@ -54,6 +54,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let started = Instant::now();
+    raise_open_file_limit();
     let db_path = options.database_path();
     let store = Arc::new(Store::open(&db_path)?);
     if seed::seed_if_new(&store).context("cannot write the welcome and demo sites")? {
@@ -195,6 +196,23 @@ pub async fn run(
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard one: each connection is a
+/// descriptor, and the usual soft limit (1,024) would let a thousand idle
+/// clients lock out everyone else, the control socket included.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(from = soft, to = hard, "raised the open-file limit"),
+            Err(err) => {
+                tracing::warn!(soft, hard, error = %err, "cannot raise the open-file limit")
+            }
+        },
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "cannot read the open-file limit"),
+    }
 }
 
 /// Starts the JavaScript workers with the limits from the settings.

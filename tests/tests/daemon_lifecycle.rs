@@ -181,3 +181,41 @@ fn logs_to_a_pipe_are_plain_and_name_the_request() {
         "{log}"
     );
 }
+
+/// Each connection is a file descriptor: faztd raises its soft open-file
+/// limit to the hard one at start (systemd's default soft limit is 1,024).
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(fazt_e2e::bin("faztd"));
+    command
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0", "--socket"])
+        .arg(dir.path().join("s.sock"))
+        .env("NO_COLOR", "1");
+    // SAFETY: only async-signal-safe setrlimit between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 256, 4096)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut faztd = fazt_e2e::process::Process::spawn(&mut command).unwrap();
+    faztd
+        .stderr
+        .wait_for_line(fazt_e2e::PATIENCE, |l| l.contains("started"))
+        .expect("faztd starts");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", faztd.id())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .filter_map(|w| w.parse::<u64>().ok())
+        .collect::<Vec<_>>();
+    assert_eq!(open_files, [4096, 4096], "{limits}");
+    assert!(faztd.stderr.text().contains("raised the open-file limit"));
+    faztd.stop(libc_sig::SIGTERM, fazt_e2e::PATIENCE);
+}
