@@ -604,3 +604,33 @@ fn function_logs_outlive_a_restart_but_not_the_site() {
     let logs = d.ctl(&["logs", "chatty", "-n", "10"]).ok().stdout;
     assert!(!logs.contains("said"), "{logs}");
 }
+
+/// What a function logs cannot drive the operator's terminal: control
+/// characters are shown escaped, and a newline cannot fake a log line.
+#[test]
+fn function_output_cannot_drive_the_terminal() {
+    let d = daemon();
+    d.deploy_files(
+        "loud",
+        &[(
+            "api/x.js",
+            r#"export default () => { console.log("\u001b[2Jcleared\u0007\rfake\n2026-01-01 INFO forged"); return "ok"; };"#,
+        )],
+    );
+    assert_eq!(get(&d, "loud", "/api/x").text(), "ok");
+    let logs = d.ctl(&["logs", "loud"]).ok().stdout;
+    assert!(
+        !logs.contains('\u{1b}') && !logs.contains('\u{7}') && !logs.contains('\r'),
+        "{logs:?}"
+    );
+    assert!(logs.contains("\\u{1b}[2Jcleared\\u{7}\\rfake"), "{logs}");
+    let forged = logs.lines().find(|l| l.contains("forged")).unwrap();
+    assert!(forged.starts_with("    | "), "{logs}");
+    // JSON keeps the message exactly (escaped by JSON itself).
+    let json = d.ctl(&["logs", "loud", "--json"]).ok().stdout;
+    let line: serde_json::Value = serde_json::from_str(json.lines().last().unwrap()).unwrap();
+    assert!(
+        line["message"].as_str().unwrap().starts_with("\u{1b}[2J"),
+        "{json}"
+    );
+}

@@ -50,6 +50,24 @@ pub async fn logs(
     }
 }
 
+/// A function's message as it is safe to show on a terminal: control
+/// characters (ESC, BEL, CR, ...) become visible escapes, so a function
+/// cannot move the cursor, rewrite earlier lines or retitle the window, and
+/// an embedded newline continues on an indented line, so it cannot pass for
+/// a log line of its own.
+fn for_terminal(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for c in message.chars() {
+        match c {
+            '\n' => out.push_str("\n    | "),
+            '\t' => out.push('\t'),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn print_line(line: &LogLine, json: bool) -> Result<()> {
     if json {
         // The same keys as `logs --daemon --json` (which has no seq).
@@ -79,7 +97,7 @@ fn print_line(line: &LogLine, json: bool) -> Result<()> {
     } else {
         level
     };
-    println!("{time} {level} {}", line.message);
+    println!("{time} {level} {}", for_terminal(&line.message));
     Ok(())
 }
 
@@ -156,4 +174,19 @@ pub async fn env_unset(socket: &Path, site: &str, names: &[String]) -> Result<Ex
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::for_terminal;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(for_terminal("plain\ttext"), "plain\ttext");
+        assert_eq!(for_terminal("\u{1b}[2Jgone"), "\\u{1b}[2Jgone");
+        assert_eq!(for_terminal("ding\u{7}"), "ding\\u{7}");
+        assert_eq!(for_terminal("fake\rline"), "fake\\rline");
+        assert_eq!(for_terminal("one\ntwo"), "one\n    | two");
+        assert_eq!(for_terminal("\u{9b}31m"), "\\u{9b}31m");
+    }
 }
