@@ -37,6 +37,54 @@ fn the_control_socket_is_private() {
         .mode()
         & 0o777;
     assert_eq!(dir_mode, 0o700, "socket directory mode {dir_mode:o}");
+    // Nothing is left of the private directory the socket was bound in.
+    let leftovers: Vec<_> = std::fs::read_dir(socket.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".faztd-bind"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Even when the socket is made reachable by mistake (chmod 666), another
+/// user is refused: the daemon checks the peer's uid (SO_PEERCRED).
+#[test]
+fn another_user_is_refused_even_on_a_reachable_socket() {
+    use std::os::unix::process::CommandExt;
+    fazt_e2e::skip_unless!(fazt_e2e::require::missing_root(
+        "it runs faztctl as another user"
+    ));
+    let d = Faztd::start();
+    let socket = d.socket();
+    let open = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    // Every directory from the data dir down, and the socket, opened up.
+    let mut dir = socket.parent().unwrap().to_path_buf();
+    while dir.starts_with(&d.data_dir) {
+        open(&dir, 0o755);
+        dir = dir.parent().unwrap().to_path_buf();
+    }
+    open(&socket, 0o666);
+    // A faztctl that user may run.
+    let bin_dir = tempfile::tempdir().unwrap();
+    open(bin_dir.path(), 0o755);
+    let faztctl = bin_dir.path().join("faztctl");
+    std::fs::copy(fazt_e2e::bin("faztctl"), &faztctl).unwrap();
+    let mut command = std::process::Command::new(&faztctl);
+    command
+        .args(["--socket", socket.to_str().unwrap(), "sites"])
+        .env("HOME", bin_dir.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .uid(65534)
+        .gid(65534);
+    let out = fazt_e2e::process::retry_busy(|| command.output()).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    d.wait_for_log("the refusal", |l| {
+        l.contains("control connection refused: uid 65534")
+    });
+    // The owner still gets in.
+    d.ctl(&["sites"]).ok();
 }
 
 #[test]

@@ -66,11 +66,43 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => {}
         Err(err) => return Err(err).with_context(|| format!("cannot inspect {}", path.display())),
     }
-    let listener = UnixListener::bind(path)
-        .with_context(|| format!("cannot listen on the control socket {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot restrict the control socket {}", path.display()))?;
-    Ok(listener)
+    // Bound in a private directory, restricted, then renamed into place: the
+    // socket is never reachable by others, not even between bind and chmod.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let private = dir.join(format!(".faztd-bind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .with_context(|| format!("cannot create {}", private.display()))?;
+    let staged = private.join("faztd.sock");
+    let bound = (|| -> Result<UnixListener> {
+        let listener = UnixListener::bind(&staged)
+            .with_context(|| format!("cannot listen on the control socket {}", path.display()))?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict the control socket {}", path.display()))?;
+        std::fs::rename(&staged, path)
+            .with_context(|| format!("cannot put the control socket at {}", path.display()))?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    bound
+}
+
+/// Whether a connecting process may operate this daemon: the same user, or
+/// root. The socket's permissions already say so; this checks the peer's
+/// credentials too (SO_PEERCRED), in case the socket was made reachable.
+fn may_operate(conn: &tokio::net::UnixStream) -> Result<(), String> {
+    let own = nix::unistd::geteuid().as_raw();
+    match conn.peer_cred() {
+        Ok(peer) if peer.uid() == own || peer.uid() == 0 => Ok(()),
+        Ok(peer) => Err(format!(
+            "uid {} (pid {:?}) is not this daemon's user ({own})",
+            peer.uid(),
+            peer.pid()
+        )),
+        Err(err) => Err(format!("cannot read the peer's credentials: {err}")),
+    }
 }
 
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
@@ -121,6 +153,10 @@ pub async fn serve(listener: UnixListener, instance: Arc<Instance>, shutdown: Sh
                 continue;
             }
         };
+        if let Err(why) = may_operate(&conn) {
+            tracing::warn!("control connection refused: {why}");
+            continue;
+        }
         let transport = fazt_proto::wire::transport(conn);
         let connection = ControlConnection::new(instance.clone());
         tokio::spawn(
