@@ -138,23 +138,18 @@ fn any<T>(_: &T) -> Result<(), String> {
     Ok(())
 }
 
-fn positive(n: &u64) -> Result<(), String> {
-    if *n > 0 {
-        Ok(())
-    } else {
-        Err("it must be at least 1".to_string())
-    }
-}
-
 /// Between `min` and `max`, both included (large values overflow timers
 /// or allocate huge buffers).
 macro_rules! within {
     ($min:expr, $max:expr) => {
         |n: &u64| {
-            if ($min..=$max).contains(n) {
+            let (min, max): (u64, u64) = ($min, $max);
+            if (min..=max).contains(n) {
                 Ok(())
+            } else if *n > max {
+                Err(format!("it must be at most {max}"))
             } else {
-                Err(format!("use {} to {}", $min, $max))
+                Err(format!("it must be at least {min}"))
             }
         }
     };
@@ -186,31 +181,31 @@ settings! {
         "the domain sites live under (NAME.DOMAIN); empty = detect";
     listen: SocketAddr = DEFAULT_LISTEN, any,
         "address and port for HTTP (applies at the next start)";
-    retain_versions: u64 = crate::store::DEFAULT_RETAIN_VERSIONS as u64, positive,
+    retain_versions: u64 = crate::store::DEFAULT_RETAIN_VERSIONS as u64, within!(1, 1_000),
         "deployed versions kept per site for rollback";
-    max_file_bytes: u64 = 512 * 1024 * 1024, positive,
+    max_file_bytes: u64 = 512 * 1024 * 1024, within!(1, 64 << 30),
         "largest single file a deploy may contain (bytes)";
-    max_site_bytes: u64 = 2 * 1024 * 1024 * 1024, positive,
+    max_site_bytes: u64 = 2 * 1024 * 1024 * 1024, within!(1, 1 << 40),
         "largest total size of one deployed version (bytes)";
-    max_files: u64 = 20_000, positive,
+    max_files: u64 = 20_000, within!(1, 1_000_000),
         "most files one deployed version may contain";
     function_timeout_ms: u64 = 5_000, within!(1, 3_600_000),
         "time limit of one function call (applies at the next start)";
-    function_memory_mb: u64 = 64, positive,
+    function_memory_mb: u64 = 64, within!(1, 4_096),
         "memory limit of one function call (applies at the next start)";
-    function_body_bytes: u64 = 1024 * 1024, positive,
+    function_body_bytes: u64 = 1024 * 1024, within!(1, 1 << 30),
         "largest request body a function accepts (applies at the next start)";
     function_workers: u64 = 4, within!(1, 64),
         "threads running JavaScript (applies at the next start)";
-    realtime_history: u64 = 100, any,
+    realtime_history: u64 = 100, within!(0, 100_000),
         "messages each realtime channel keeps for catch-up (0 = none)";
-    realtime_max_frame_bytes: u64 = 64 * 1024, positive,
+    realtime_max_frame_bytes: u64 = 64 * 1024, within!(1, 16 << 20),
         "largest realtime frame a client may send, and largest published message (bytes)";
-    realtime_max_connections_per_site: u64 = 10_000, positive,
+    realtime_max_connections_per_site: u64 = 10_000, within!(1, 1_000_000),
         "most WebSocket connections one site may have at once";
-    realtime_max_subscriptions: u64 = 100, positive,
+    realtime_max_subscriptions: u64 = 100, within!(1, 10_000),
         "most channels one WebSocket connection may subscribe to";
-    realtime_max_channels_per_site: u64 = 10_000, positive,
+    realtime_max_channels_per_site: u64 = 10_000, within!(1, 1_000_000),
         "most realtime channels one site may have at once";
     realtime_queue_messages: u64 = 512, within!(1, 65_536),
         "messages a realtime client may fall behind before it is disconnected (new channels)";
@@ -371,7 +366,17 @@ mod tests {
         let err = Settings::set(&store, "realtime_heartbeat_secs", "99999999999").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "cannot set realtime_heartbeat_secs: use 1 to 3600"
+            "cannot set realtime_heartbeat_secs: it must be at most 3600"
+        );
+        // A queue of 10^11 used to abort the daemon at the first subscribe.
+        assert!(Settings::set(&store, "realtime_queue_messages", "100000000000").is_err());
+        // Stored by hand anyway: reported and replaced by the default, never fatal.
+        store
+            .set_setting("realtime_queue_messages", "100000000000")
+            .unwrap();
+        assert_eq!(
+            Settings::load(&store).unwrap().realtime_queue_messages,
+            Settings::default().realtime_queue_messages
         );
     }
 
