@@ -634,3 +634,52 @@ fn function_output_cannot_drive_the_terminal() {
         "{json}"
     );
 }
+
+/// The daemon frames responses itself: a function's own Content-Length,
+/// Transfer-Encoding and Connection never reach the wire (a wrong
+/// Content-Length could end the response early and smuggle a second one),
+/// and an informational status is no answer.
+#[test]
+fn a_function_cannot_frame_its_own_response() {
+    let d = daemon();
+    d.deploy_files(
+        "framing",
+        &[
+            (
+                "api/smuggle.js",
+                r#"export default () => ({ status: 200, headers: { "content-length": "0", "transfer-encoding": "chunked", "connection": "close", "x-kept": "yes" }, body: "HTTP/1.1 200 OK\r\nX-Smuggled: 1\r\n\r\n" });"#,
+            ),
+            ("api/early.js", r#"export default () => ({ status: 101, body: "up" });"#),
+        ],
+    );
+    let request = b"GET /api/smuggle HTTP/1.1\r\nHost: framing.localhost\r\n\r\nGET /api/early HTTP/1.1\r\nHost: framing.localhost\r\nConnection: close\r\n\r\n";
+    let mut stream = std::net::TcpStream::connect(d.addr).unwrap();
+    std::io::Write::write_all(&mut stream, request).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    // Exactly two responses: the smuggled status line is inside the first body.
+    assert_eq!(text.matches("HTTP/1.1 ").count(), 3, "{text}");
+    let first = text.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+    assert!(first.starts_with("http/1.1 200"), "{text}");
+    assert!(first.contains("x-kept: yes"), "{text}");
+    assert!(!first.contains("transfer-encoding"), "{text}");
+    assert!(!first.contains("connection: close"), "{text}");
+    let body = "HTTP/1.1 200 OK\r\nX-Smuggled: 1\r\n\r\n";
+    assert!(
+        first.contains(&format!("content-length: {}", body.len())),
+        "{text}"
+    );
+    // The 101 became a 500, and the site's log says why.
+    let second = &text[text.rfind("HTTP/1.1 ").unwrap()..];
+    assert!(second.starts_with("HTTP/1.1 500"), "{text}");
+    let logs = d.ctl(&["logs", "framing"]).ok().stdout;
+    assert!(
+        logs.contains("dropped the response header \"content-length\""),
+        "{logs}"
+    );
+    assert!(logs.contains("status 101"), "{logs}");
+}

@@ -69,8 +69,22 @@ pub async fn respond(
         .await;
     match result {
         Ok(answer) => {
-            let status =
-                StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            // The daemon frames responses itself: an informational status
+            // (1xx) is no final answer, so it is not passed on.
+            let status = match StatusCode::from_u16(answer.status) {
+                Ok(status) if !status.is_informational() => status,
+                _ => {
+                    pool.logs.append(
+                        &site,
+                        "warn",
+                        &format!(
+                            "{module}: returned status {}, which is not a final HTTP status; answered 500",
+                            answer.status
+                        ),
+                    );
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            };
             let content_type = if answer.json {
                 "application/json"
             } else {
@@ -86,6 +100,14 @@ pub async fn respond(
                     HeaderName::try_from(name.as_str()),
                     HeaderValue::try_from(value.as_str()),
                 ) {
+                    // Framing and connection headers are the daemon's: a
+                    // function's `content-length: 0` could otherwise end its
+                    // response early and smuggle a second one after it.
+                    (Ok(name), Ok(_)) if is_framing(&name) => pool.logs.append(
+                        &site,
+                        "warn",
+                        &format!("{module}: dropped the response header {name:?} (faztd frames responses itself)"),
+                    ),
                     (Ok(name), Ok(value)) => {
                         h.insert(name, value);
                     }
@@ -100,6 +122,22 @@ pub async fn respond(
         }
         Err(err) => failure(pool, &site, &module, err),
     }
+}
+
+/// Headers that say how the message is framed or how the connection is
+/// managed (RFC 9110 §7.6.1, RFC 9112 §6): never taken from a function.
+fn is_framing(name: &HeaderName) -> bool {
+    use warp::http::header::{CONNECTION, CONTENT_LENGTH, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+    [
+        CONTENT_LENGTH,
+        TRANSFER_ENCODING,
+        CONNECTION,
+        TE,
+        TRAILER,
+        UPGRADE,
+    ]
+    .contains(name)
+        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
 }
 
 /// The client gets a short JSON error; the site's log gets the details.
