@@ -137,9 +137,14 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shu
         let state = state.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ClientAddr(peer));
+            let refused = check_request_line(&mut req);
             let ws = (req.uri().path() == realtime::WS_PATH).then(|| state.clone());
             let mut warp_service = warp_service.clone();
             async move {
+                if let Some(mut res) = refused {
+                    responses::add_security_headers(res.headers_mut());
+                    return Ok(res);
+                }
                 match ws {
                     Some(state) => Ok(realtime_request(&state, req)),
                     None => warp_service.call(req).await,
@@ -157,6 +162,44 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shu
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// What RFC 9112 asks of a server before routing (§3.2, §3.2.2): one Host
+/// field at most, and an absolute-form target (`GET http://host/path`)
+/// names the host instead of the Host field. CONNECT (authority-form) is for
+/// proxies. Returns the refusal, if any; normalises the Host otherwise.
+fn check_request_line(req: &mut hyper::Request<Incoming>) -> Option<Response> {
+    if req.method() == Method::CONNECT {
+        let mut res = responses::text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "CONNECT is for proxies; this is a web server\n",
+        );
+        res.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE"),
+        );
+        return Some(res);
+    }
+    if req.headers().get_all(header::HOST).iter().count() > 1 {
+        return Some(responses::text(
+            StatusCode::BAD_REQUEST,
+            "a request may carry only one Host header\n",
+        ));
+    }
+    if let Some(authority) = req.uri().authority().map(|a| a.as_str().to_string()) {
+        match HeaderValue::from_str(&authority) {
+            Ok(host) => {
+                req.headers_mut().insert(header::HOST, host);
+            }
+            Err(_) => {
+                return Some(responses::text(
+                    StatusCode::BAD_REQUEST,
+                    "malformed request target\n",
+                ))
+            }
+        }
+    }
+    None
 }
 
 /// `/_ws`: the site is resolved here, as for every request, and the
