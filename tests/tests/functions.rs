@@ -683,3 +683,56 @@ fn a_function_cannot_frame_its_own_response() {
     );
     assert!(logs.contains("status 101"), "{logs}");
 }
+
+/// `fazt.kv.incr` and `compareAndSet` are atomic: concurrent visits all
+/// count (get + set lost two thirds of them), and a compare-and-set only
+/// wins when the value is what the caller saw.
+#[test]
+fn kv_counters_do_not_lose_concurrent_updates() {
+    let d = daemon();
+    d.deploy_files(
+        "count",
+        &[
+            ("api/hit.js", r#"export default () => ({ n: fazt.kv.incr("hits") });"#),
+            (
+                "api/cas.js",
+                r#"export default () => {
+                    const first = fazt.kv.compareAndSet("owner", null, "a");
+                    const second = fazt.kv.compareAndSet("owner", null, "b");
+                    const swap = fazt.kv.compareAndSet("owner", "a", "c");
+                    fazt.kv.set("word", "x");
+                    let err = null;
+                    try { fazt.kv.incr("word"); } catch (e) { err = String(e.message); }
+                    return { first, second, swap, owner: fazt.kv.get("owner"), by: fazt.kv.incr("n", 2.5), err };
+                };"#,
+            ),
+        ],
+    );
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = d.addr;
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    let res = http::get(addr, "count.localhost", "/api/hit", &[]);
+                    assert_eq!(res.status, 200, "{}", res.text());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let last = json(&get(&d, "count", "/api/hit"));
+    assert_eq!(last["n"], 201, "every concurrent hit counted: {last}");
+
+    let cas = json(&get(&d, "count", "/api/cas"));
+    assert_eq!(cas["first"], true, "{cas}");
+    assert_eq!(cas["second"], false, "{cas}");
+    assert_eq!(cas["swap"], true, "{cas}");
+    assert_eq!(cas["owner"], "c", "{cas}");
+    assert_eq!(cas["by"], 2.5, "{cas}");
+    assert!(
+        cas["err"].as_str().unwrap().contains("not a number"),
+        "{cas}"
+    );
+}

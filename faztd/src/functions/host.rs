@@ -71,15 +71,29 @@ impl HostContext {
                 let key = text(0, "key")?;
                 let value = arg(1).clone();
                 check_size(&value)?;
-                let ttl_ms = match arg(2).get("ttl") {
-                    None | Some(Value::Null) => None,
-                    Some(ttl) => match ttl.as_f64() {
-                        Some(secs) if secs > 0.0 => Some((secs * 1000.0) as u64),
-                        _ => return Err("ttl must be a positive number of seconds".into()),
-                    },
-                };
+                let ttl_ms = ttl_ms(arg(2))?;
                 self.store.kv_set(site, key, value, ttl_ms).map_err(store)?;
                 Ok(Value::Null)
+            }
+            "kv.incr" => {
+                let key = text(0, "key")?;
+                let by = match arg(1) {
+                    Value::Null => 1.0,
+                    v => v.as_f64().ok_or("incr: `by` must be a number")?,
+                };
+                let next = self.store.kv_incr(site, key, by).map_err(store)??;
+                Ok(json!(next))
+            }
+            "kv.cas" => {
+                let key = text(0, "key")?;
+                let value = arg(2).clone();
+                check_size(&value)?;
+                let ttl_ms = ttl_ms(arg(3))?;
+                let swapped = self
+                    .store
+                    .kv_compare_and_set(site, key, arg(1), value, ttl_ms)
+                    .map_err(store)?;
+                Ok(Value::Bool(swapped))
             }
             "kv.delete" => Ok(Value::Bool(
                 self.store.kv_delete(site, text(0, "key")?).map_err(store)?,
@@ -212,6 +226,17 @@ impl HostContext {
             }
             other => Err(format!("fazt has no operation {other}")),
         }
+    }
+}
+
+/// The `{ttl: seconds}` option of `kv.set` and `kv.compareAndSet`.
+fn ttl_ms(options: &Value) -> Result<Option<u64>, String> {
+    match options.get("ttl") {
+        None | Some(Value::Null) => Ok(None),
+        Some(ttl) => match ttl.as_f64() {
+            Some(secs) if secs > 0.0 => Ok(Some((secs * 1000.0) as u64)),
+            _ => Err("ttl must be a positive number of seconds".into()),
+        },
     }
 }
 

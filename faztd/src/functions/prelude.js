@@ -45,6 +45,11 @@ globalThis.fazt = Object.freeze({
     set: (key, value, options) => call("kv.set", key, value, options ?? {}),
     delete: (key) => call("kv.delete", key),
     list: (prefix) => call("kv.list", prefix ?? ""),
+    // Atomic: concurrent requests each count (get + set would lose updates).
+    incr: (key, by) => call("kv.incr", key, by ?? 1),
+    // Sets `value` only if the key holds `expected` (null: absent); true if it did.
+    compareAndSet: (key, expected, value, options) =>
+      call("kv.cas", key, expected ?? null, value, options ?? {}),
   }),
   docs: Object.freeze({
     insert: (collection, doc) => call("docs.insert", collection, doc),

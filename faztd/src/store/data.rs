@@ -4,7 +4,7 @@
 //! Every key starts with the site's name, and the callers (the function
 //! host) only ever pass their own site, so a site cannot see another's data.
 
-use redb::ReadableDatabase;
+use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -61,6 +61,80 @@ impl Store {
             .insert((site, key), encode(&entry)?.as_slice())?;
         txn.commit()?;
         Ok(())
+    }
+
+    /// Adds `by` to the number at `key` (a missing or expired key counts as
+    /// 0) in one write transaction, so concurrent increments all count; keeps
+    /// the key's expiry. `Ok(Err(..))` when the value there is not a number.
+    pub fn kv_incr(&self, site: &str, key: &str, by: f64) -> Result<Result<f64, String>> {
+        let txn = self.db.begin_write()?;
+        let result = {
+            let mut table = txn.open_table(KV)?;
+            let current: Option<KvEntry> = match table.get((site, key))? {
+                Some(raw) => Some(decode(raw.value())?),
+                None => None,
+            };
+            let (start, exp) = match current {
+                Some(entry) if entry.exp.is_none_or(|exp| exp > now_ms()) => {
+                    match entry.v.as_f64() {
+                        Some(n) => (n, entry.exp),
+                        None => return Ok(Err(format!("the value at {key:?} is not a number"))),
+                    }
+                }
+                _ => (0.0, None),
+            };
+            let next = start + by;
+            let value = serde_json::Number::from_f64(next)
+                .map(Value::Number)
+                .ok_or_else(|| StoreError::Inconsistent(format!("{next} is not a JSON number")))?;
+            // Whole numbers stay integers in JSON.
+            let value = match value.as_f64() {
+                Some(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Value::from(n as i64),
+                _ => value,
+            };
+            table.insert((site, key), encode(&KvEntry { v: value, exp })?.as_slice())?;
+            Ok(next)
+        };
+        txn.commit()?;
+        Ok(result)
+    }
+
+    /// Sets `key` to `value` only if its live value is `expected` (`null`:
+    /// absent), in one write transaction. Returns whether it did.
+    pub fn kv_compare_and_set(
+        &self,
+        site: &str,
+        key: &str,
+        expected: &Value,
+        value: Value,
+        ttl_ms: Option<u64>,
+    ) -> Result<bool> {
+        let txn = self.db.begin_write()?;
+        let swapped = {
+            let mut table = txn.open_table(KV)?;
+            let current = match table.get((site, key))? {
+                Some(raw) => {
+                    let entry: KvEntry = decode(raw.value())?;
+                    match entry.exp {
+                        Some(exp) if exp <= now_ms() => Value::Null,
+                        _ => entry.v,
+                    }
+                }
+                None => Value::Null,
+            };
+            if &current == expected {
+                let entry = KvEntry {
+                    v: value,
+                    exp: ttl_ms.map(|ttl| now_ms() + ttl),
+                };
+                table.insert((site, key), encode(&entry)?.as_slice())?;
+                true
+            } else {
+                false
+            }
+        };
+        txn.commit()?;
+        Ok(swapped)
     }
 
     pub fn kv_delete(&self, site: &str, key: &str) -> Result<bool> {
