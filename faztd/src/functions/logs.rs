@@ -22,7 +22,18 @@ pub const MAX_MESSAGE: usize = 8 * 1024;
 #[derive(Default)]
 struct Ring {
     lines: VecDeque<LogLine>,
+    /// What `lines` hold, roughly (see `line_bytes`).
+    bytes: usize,
     next_seq: u64,
+}
+
+/// Memory one site's log may hold: a site writing long lines keeps fewer.
+const SITE_LOG_BYTES: usize = 2 * 1024 * 1024;
+/// Longest level name kept.
+const MAX_LEVEL: usize = 16;
+
+fn line_bytes(line: &LogLine) -> usize {
+    line.message.capacity() + line.level.capacity() + std::mem::size_of::<LogLine>()
 }
 
 #[derive(Default)]
@@ -59,6 +70,7 @@ impl SiteLogs {
         for (site, line) in stored {
             let ring = rings.entry(site).or_default();
             ring.next_seq = line.seq;
+            ring.bytes += line_bytes(&line);
             ring.lines.push_back(line);
         }
         let (tx, rx) = mpsc::channel();
@@ -87,15 +99,18 @@ impl SiteLogs {
     }
 
     pub fn append(&self, site: &str, level: &str, message: &str) {
-        let mut message = message.to_string();
-        if message.len() > MAX_MESSAGE {
+        // A copy of only what is kept: cutting a copy of the whole message
+        // would keep its whole allocation.
+        let message = if message.len() > MAX_MESSAGE {
             let mut cut = MAX_MESSAGE;
             while !message.is_char_boundary(cut) {
                 cut -= 1;
             }
-            message.truncate(cut);
-            message.push_str(" [cut]");
-        }
+            format!("{} [cut]", &message[..cut])
+        } else {
+            message.to_string()
+        };
+        let level: String = level.chars().take(MAX_LEVEL).collect();
         let ts_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -108,15 +123,19 @@ impl SiteLogs {
             let line = LogLine {
                 seq,
                 ts_ms,
-                level: level.to_string(),
+                level,
                 message,
             };
             if let Some(stored) = &self.stored {
                 let _ = stored.send(ToWriter::Line(site.to_string(), line.clone()));
             }
+            ring.bytes += line_bytes(&line);
             ring.lines.push_back(line);
-            if ring.lines.len() > LOG_CAPACITY {
-                ring.lines.pop_front();
+            while ring.lines.len() > LOG_CAPACITY || ring.bytes > SITE_LOG_BYTES {
+                match ring.lines.pop_front() {
+                    Some(old) => ring.bytes -= line_bytes(&old),
+                    None => break,
+                }
             }
         }
         self.appended.notify_waiters();
@@ -241,6 +260,30 @@ mod tests {
         assert!(again.read("gone", None, 10).is_empty());
         again.append("s", "info", "after");
         assert_eq!(again.read("s", None, 1)[0].seq, 4);
+    }
+
+    #[test]
+    fn long_lines_are_cut_copies_and_a_sites_log_is_bounded_in_bytes() {
+        let logs = SiteLogs::default();
+        let huge = "é".repeat(1 << 20);
+        logs.append("s", "a-very-long-level-name-indeed", &huge);
+        let line = &logs.read("s", None, 1)[0];
+        assert!(line.message.ends_with(" [cut]"));
+        assert!(
+            line.message.capacity() < MAX_MESSAGE + 64,
+            "kept the whole allocation"
+        );
+        assert_eq!(line.level.len(), MAX_LEVEL);
+        // 1,000 lines of 8 KiB would hold 8 MiB: the byte bound keeps fewer.
+        let long = "x".repeat(MAX_MESSAGE);
+        for _ in 0..LOG_CAPACITY {
+            logs.append("s", "info", &long);
+        }
+        let rings = logs.rings.lock().unwrap();
+        let ring = &rings["s"];
+        assert!(ring.bytes <= SITE_LOG_BYTES, "{}", ring.bytes);
+        assert!(ring.lines.len() < LOG_CAPACITY / 2, "{}", ring.lines.len());
+        assert_eq!(ring.bytes, ring.lines.iter().map(line_bytes).sum::<usize>());
     }
 
     #[test]
