@@ -123,6 +123,7 @@ pub async fn run(
         started,
         functions: functions.clone(),
         function_body_limit: settings.function_body_bytes,
+        header_timeout: Some(Duration::from_secs(settings.http_header_timeout_secs)),
         realtime: realtime.clone(),
     });
     let instance = Arc::new(Instance {

@@ -197,6 +197,8 @@ settings! {
         "largest request body a function accepts (applies at the next start)";
     function_workers: u64 = 4, within!(1, 64),
         "threads running JavaScript (applies at the next start)";
+    http_header_timeout_secs: u64 = 20, within!(1, 3_600),
+        "seconds a client may take to send a request's head; also how long an idle keep-alive connection stays open";
     realtime_history: u64 = 100, within!(0, 100_000),
         "messages each realtime channel keeps for catch-up (0 = none)";
     realtime_max_frame_bytes: u64 = 64 * 1024, within!(1, 16 << 20),

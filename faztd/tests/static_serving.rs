@@ -77,6 +77,7 @@ fn serve(sites: &[Site]) -> TestServer {
         started: Instant::now(),
         functions: Arc::new(faztd::functions::FunctionPool::start(1, limits, shared).unwrap()),
         function_body_limit: 1 << 20,
+        header_timeout: Some(std::time::Duration::from_secs(20)),
         realtime: Arc::new(faztd::realtime::ChannelHub::new(
             Default::default(),
             Shutdown::new(),

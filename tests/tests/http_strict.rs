@@ -46,3 +46,65 @@ fn odd_request_lines_get_a_status_not_a_panic() {
     let (_, log) = d.stop_with(libc_sig::SIGTERM);
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// Reads what the server sends until it closes the connection; fails if it
+/// is still open after `fazt_e2e::PATIENCE`.
+fn read_until_closed(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    stream.set_read_timeout(Some(fazt_e2e::PATIENCE)).unwrap();
+    let mut data = Vec::new();
+    match stream.read_to_end(&mut data) {
+        Ok(_) => data,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => data,
+        Err(e) => panic!("the server kept the connection open ({e}); got {data:?}"),
+    }
+}
+
+/// Slow and idle clients do not keep a connection forever: one that sends
+/// nothing, half a header, or nothing more after its response is closed
+/// after `http_header_timeout_secs`; a head larger than 64 KiB is refused.
+/// Everyone else is served meanwhile.
+#[test]
+fn slow_idle_and_oversized_heads_are_cut_off() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let d = Faztd::start_with(&[("http_header_timeout_secs", "1")]);
+
+    let mut silent = TcpStream::connect(d.addr).unwrap();
+    let mut preface = TcpStream::connect(d.addr).unwrap();
+    preface.write_all(b"PRI * HT").unwrap();
+    let mut half = TcpStream::connect(d.addr).unwrap();
+    half.write_all(b"GET / HTTP/1.1\r\nHost: local").unwrap();
+    let mut idle = TcpStream::connect(d.addr).unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    // Served while the others wait.
+    assert_eq!(http::get(d.addr, "localhost", "/", &[]).status, 200);
+
+    assert!(read_until_closed(&mut silent).is_empty());
+    assert!(read_until_closed(&mut preface).is_empty());
+    let half_answer = read_until_closed(&mut half);
+    assert!(
+        half_answer.is_empty() || half_answer.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&half_answer)
+    );
+    let idle_answer = read_until_closed(&mut idle);
+    assert!(
+        idle_answer.starts_with(b"HTTP/1.1 200"),
+        "the first request was answered"
+    );
+
+    let mut big = TcpStream::connect(d.addr).unwrap();
+    let mut head = b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: ".to_vec();
+    head.extend(std::iter::repeat_n(b'a', 100 * 1024));
+    head.extend_from_slice(b"\r\n\r\n");
+    let _ = big.write_all(&head);
+    let answer = read_until_closed(&mut big);
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&answer[..answer.len().min(200)])
+    );
+    assert_eq!(http::get(d.addr, "localhost", "/", &[]).status, 200);
+}

@@ -62,7 +62,15 @@ pub struct HttpState {
     /// Largest request body a function accepts.
     pub function_body_limit: u64,
     pub realtime: Arc<ChannelHub>,
+    /// How long a client may take to send a request's head, counted from
+    /// the connection's start or the end of its previous response (so it
+    /// is also the idle keep-alive timeout). `None`: no limit.
+    pub header_timeout: Option<Duration>,
 }
+
+/// Largest request head buffered for one connection: a client sending a
+/// larger one gets 431. Bounds what a half-sent header can hold.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// The parts of a request the handlers look at.
 struct RequestHead<'a> {
@@ -134,6 +142,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shu
         // written whole, so this costs them nothing.
         let _ = stream.set_nodelay(true);
         let warp_service = warp::service(filter.clone());
+        let header_timeout = state.header_timeout;
         let state = state.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ClientAddr(peer));
@@ -153,7 +162,25 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shu
         });
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let builder = auto::Builder::new(TokioExecutor::new());
+            // Before hyper parses a head, hyper-util reads the first bytes to
+            // tell HTTP/1 from HTTP/2, with no timer: a client that sends
+            // nothing (or a few bytes of the HTTP/2 preface) would wait there
+            // forever. Wait for enough to decide, within the header timeout.
+            if let Some(limit) = header_timeout {
+                if tokio::time::timeout(limit, protocol_decidable(&stream))
+                    .await
+                    .is_err()
+                {
+                    tracing::debug!("closed a connection from {peer} that sent too little");
+                    return;
+                }
+            }
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_buf_size(MAX_HEAD_BYTES);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             if let Err(err) = watcher.watch(conn).await {
                 tracing::debug!("connection from {peer} ended with an error: {err}");
@@ -226,6 +253,23 @@ fn realtime_request(state: &HttpState, req: hyper::Request<Incoming>) -> Respons
         host: &host,
     };
     realtime::connection::accept(req, target, &state.realtime)
+}
+
+/// Resolves once the first bytes of `stream` tell HTTP/1 from HTTP/2 (the
+/// 24-byte HTTP/2 preface, or anything that departs from it), or it closed.
+async fn protocol_decidable(stream: &tokio::net::TcpStream) {
+    const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut buf = [0u8; 24];
+    loop {
+        match stream.peek(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) if n >= H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] => return,
+            // Part of the preface so far (a real HTTP/2 client sends it in one
+            // packet): look again shortly. Peeking leaves the socket readable,
+            // so waiting for readiness here would spin.
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 /// Errors of `accept`: a peer that gave up is nothing; running out of file
