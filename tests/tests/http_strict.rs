@@ -108,3 +108,66 @@ fn slow_idle_and_oversized_heads_are_cut_off() {
     );
     assert_eq!(http::get(d.addr, "localhost", "/", &[]).status, 200);
 }
+
+/// A WebSocket over a raw socket, for frames no client library would send.
+fn raw_websocket(d: &Faztd) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(d.addr).unwrap();
+    stream
+        .write_all(
+            b"GET /_ws HTTP/1.1\r\nHost: demo.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .unwrap();
+    stream.set_read_timeout(Some(fazt_e2e::PATIENCE)).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
+/// The close code of the first close frame the server sends.
+fn close_code(stream: &mut std::net::TcpStream) -> u16 {
+    use std::io::Read;
+    let mut data = Vec::new();
+    let _ = stream.read_to_end(&mut data);
+    let mut at = 0;
+    while at + 2 <= data.len() {
+        let (opcode, len) = (data[at] & 0x0f, (data[at + 1] & 0x7f) as usize);
+        assert!(len < 126, "short frames only here");
+        if opcode == 0x8 {
+            return u16::from_be_bytes([data[at + 2], data[at + 3]]);
+        }
+        at += 2 + len;
+    }
+    panic!("no close frame in {data:?}");
+}
+
+/// WebSocket protocol errors are answered with the close code RFC 6455 asks
+/// for, before the TCP connection closes.
+#[test]
+fn websocket_protocol_errors_close_with_their_code() {
+    use std::io::Write;
+    let d = Faztd::start();
+    // A text frame that is not UTF-8: 1007.
+    let mut bad_text = raw_websocket(&d);
+    let mask = [1u8, 2, 3, 4];
+    let payload = [0xffu8, 0xfe];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    bad_text.write_all(&frame).unwrap();
+    assert_eq!(close_code(&mut bad_text), 1007);
+    // An unmasked client frame: 1002.
+    let mut unmasked = raw_websocket(&d);
+    unmasked.write_all(&[0x81, 0x02, b'h', b'i']).unwrap();
+    assert_eq!(close_code(&mut unmasked), 1002);
+}

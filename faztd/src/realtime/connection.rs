@@ -247,6 +247,13 @@ impl Connection {
                         Some(Err(WsError::Capacity(err))) => {
                             return Ending::Oversized(format!("frame too large: {err}"));
                         }
+                        // RFC 6455 §7.4.1: say why before closing.
+                        Some(Err(WsError::Utf8(_))) => {
+                            return Ending::Close(1007, "text frames must be valid UTF-8".into());
+                        }
+                        Some(Err(WsError::Protocol(err))) => {
+                            return Ending::Close(1002, format!("protocol error: {err}"));
+                        }
                         Some(Err(_)) => return Ending::Gone,
                     };
                     last_heard = Instant::now();
