@@ -19,6 +19,7 @@ use crate::http::host::SiteResolver;
 use crate::http::{self as fazt_http, HttpState};
 use crate::instance::Instance;
 use crate::realtime::ChannelHub;
+use crate::refusals::Refusals;
 use crate::seed;
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
@@ -108,8 +109,19 @@ pub async fn run(
     let catalog = Arc::new(SiteCatalog::new(store.clone()));
     // Every long-running task ends on this, and the daemon waits for them.
     let stop = Shutdown::new();
-    let realtime = Arc::new(ChannelHub::new(settings.realtime_limits(), stop.clone()));
-    let functions = Arc::new(start_functions(&store, &settings, realtime.clone())?);
+    // What limits refuse to clients, counted for status.
+    let refusals = Arc::new(Refusals::new());
+    let realtime = Arc::new(ChannelHub::new(
+        settings.realtime_limits(),
+        stop.clone(),
+        refusals.clone(),
+    ));
+    let functions = Arc::new(start_functions(
+        &store,
+        &settings,
+        realtime.clone(),
+        refusals.clone(),
+    )?);
     // The views that follow every site change, in the order they are told.
     let listeners: Vec<Arc<dyn SiteListener>> =
         vec![catalog.clone(), realtime.clone(), functions.logs.clone()];
@@ -125,6 +137,7 @@ pub async fn run(
         function_body_limit: settings.function_body_bytes,
         header_timeout: Some(Duration::from_secs(settings.http_header_timeout_secs)),
         realtime: realtime.clone(),
+        refusals: refusals.clone(),
     });
     let instance = Arc::new(Instance {
         store: store.clone(),
@@ -136,6 +149,7 @@ pub async fn run(
         started,
         functions,
         realtime: realtime.clone(),
+        refusals,
     });
     stop.spawn(control::serve(
         control_listener,
@@ -221,6 +235,7 @@ fn start_functions(
     store: &Arc<Store>,
     settings: &Settings,
     realtime: Arc<ChannelHub>,
+    refusals: Arc<Refusals>,
 ) -> Result<FunctionPool> {
     let limits = settings.function_limits();
     let workers = settings.function_workers.clamp(1, 64) as usize;
@@ -228,6 +243,7 @@ fn start_functions(
         store: store.clone(),
         logs: Arc::new(SiteLogs::stored_in(store)?),
         realtime: Some(realtime),
+        refusals,
     };
     FunctionPool::start(workers, limits, shared).context("cannot start the function workers")
 }

@@ -9,6 +9,7 @@ use crate::domain::DomainDecision;
 use crate::functions::FunctionPool;
 use crate::http::catalog::SiteCatalog;
 use crate::realtime::ChannelHub;
+use crate::refusals::Refusals;
 use crate::sites::Sites;
 use crate::store::Store;
 use crate::urls::SiteUrls;
@@ -26,6 +27,8 @@ pub struct Instance {
     pub functions: Arc<FunctionPool>,
     /// Realtime channels: `publish`, `count`, `presence`, `stats`.
     pub realtime: Arc<ChannelHub>,
+    /// What was refused to clients, counted for status.
+    pub refusals: Arc<Refusals>,
 }
 
 impl Instance {

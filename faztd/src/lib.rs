@@ -11,6 +11,7 @@ pub mod http;
 pub mod instance;
 pub mod logging;
 pub mod realtime;
+pub mod refusals;
 pub mod seed;
 pub mod settings;
 pub mod shutdown;

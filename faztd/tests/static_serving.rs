@@ -66,10 +66,12 @@ fn serve(sites: &[Site]) -> TestServer {
         memory_bytes: 64 << 20,
         stack_bytes: 1 << 20,
     };
+    let refusals = std::sync::Arc::new(faztd::refusals::Refusals::new());
     let shared = faztd::functions::pool::Shared {
         store: catalog.store().clone(),
         logs: Default::default(),
         realtime: None,
+        refusals: refusals.clone(),
     };
     let state = Arc::new(HttpState {
         catalog,
@@ -81,7 +83,9 @@ fn serve(sites: &[Site]) -> TestServer {
         realtime: Arc::new(faztd::realtime::ChannelHub::new(
             Default::default(),
             Shutdown::new(),
+            refusals.clone(),
         )),
+        refusals: refusals.clone(),
     });
     let stop = Shutdown::new();
     let stopped = stop.clone();

@@ -449,6 +449,20 @@ fn print_details(status: &DaemonStatus, unit: &Result<Option<UnitStatus>, String
             output::count(status.realtime_channels, "channel"),
         )),
     ]);
+    let refused: Vec<String> = status
+        .refusals
+        .iter()
+        .filter(|r| r.count > 0)
+        .map(|r| format!("{} {}", r.kind, r.count))
+        .collect();
+    rows.add_row(vec![
+        comfy_table::Cell::new("refused"),
+        if refused.is_empty() {
+            comfy_table::Cell::new("nothing")
+        } else {
+            colored(refused.join(", "), Color::Yellow)
+        },
+    ]);
     rows.add_row(vec![
         comfy_table::Cell::new("data"),
         comfy_table::Cell::new(format!(

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use fazt_proto::{ConfigEntry, DaemonStatus, RpcError};
+use fazt_proto::{ConfigEntry, DaemonStatus, RefusalCount, RpcError};
 
 use super::errors::blocking;
 use crate::instance::Instance;
@@ -28,6 +28,15 @@ pub async fn status(instance: &Arc<Instance>) -> Result<DaemonStatus, RpcError> 
         health: "ok".to_string(),
         realtime_connections: realtime.connections,
         realtime_channels: realtime.channels,
+        refusals: i
+            .refusals
+            .snapshot()
+            .into_iter()
+            .map(|(kind, count)| RefusalCount {
+                kind: kind.to_string(),
+                count,
+            })
+            .collect(),
     })
 }
 

@@ -39,6 +39,8 @@ pub struct Shared {
     pub store: Arc<Store>,
     pub logs: Arc<SiteLogs>,
     pub realtime: Option<Arc<dyn RealtimeBridge>>,
+    /// Where refused calls are counted for status.
+    pub refusals: Arc<crate::refusals::Refusals>,
 }
 
 impl FunctionPool {

@@ -42,6 +42,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::functions::FunctionPool;
+use crate::refusals::{Refusal, Refusals};
 use crate::shutdown::Shutdown;
 use functions::FunctionRequest;
 
@@ -66,6 +67,8 @@ pub struct HttpState {
     /// the connection's start or the end of its previous response (so it
     /// is also the idle keep-alive timeout). `None`: no limit.
     pub header_timeout: Option<Duration>,
+    /// Where refusals are counted for status (and logged, rate-limited).
+    pub refusals: Arc<Refusals>,
 }
 
 /// Largest request head buffered for one connection: a client sending a
@@ -143,6 +146,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shu
         let _ = stream.set_nodelay(true);
         let warp_service = warp::service(filter.clone());
         let header_timeout = state.header_timeout;
+        let refusals = state.refusals.clone();
         let state = state.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ClientAddr(peer));
@@ -171,7 +175,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shu
                     .await
                     .is_err()
                 {
-                    tracing::debug!("closed a connection from {peer} that sent too little");
+                    refusals.record(Refusal::HeaderTimeout, peer);
                     return;
                 }
             }
@@ -183,7 +187,14 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shu
                 .max_buf_size(MAX_HEAD_BYTES);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             if let Err(err) = watcher.watch(conn).await {
-                tracing::debug!("connection from {peer} ended with an error: {err}");
+                match err.downcast_ref::<hyper::Error>() {
+                    Some(e) if e.is_timeout() => refusals.record(Refusal::HeaderTimeout, peer),
+                    Some(e) if e.is_parse_too_large() => {
+                        refusals.record(Refusal::HeadTooLarge, peer)
+                    }
+                    Some(e) if e.is_parse() => refusals.record(Refusal::MalformedRequest, peer),
+                    _ => tracing::debug!("connection from {peer} ended with an error: {err}"),
+                }
             }
         });
     }

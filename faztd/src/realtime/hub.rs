@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::config::{RealtimeLimits, SiteRealtime};
 use super::frames;
+use crate::refusals::Refusals;
 use crate::shutdown::Shutdown;
 
 /// Why the hub refused something.
@@ -89,6 +90,8 @@ pub struct ChannelHub {
     connections: AtomicUsize,
     /// The daemon's shutdown: connections end on it, and are tracked by it.
     shutdown: Shutdown,
+    /// Where refusals are counted for status (and logged, rate-limited).
+    pub refusals: Arc<Refusals>,
 }
 
 struct SiteChannels {
@@ -139,7 +142,7 @@ struct ChannelState {
 }
 
 impl ChannelHub {
-    pub fn new(limits: RealtimeLimits, shutdown: Shutdown) -> ChannelHub {
+    pub fn new(limits: RealtimeLimits, shutdown: Shutdown, refusals: Arc<Refusals>) -> ChannelHub {
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
@@ -152,6 +155,7 @@ impl ChannelHub {
             next_client: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             shutdown,
+            refusals,
         }
     }
 
@@ -564,6 +568,7 @@ mod tests {
                 ..Default::default()
             },
             Shutdown::new(),
+            Default::default(),
         ))
     }
 
@@ -674,6 +679,7 @@ mod tests {
                 ..Default::default()
             },
             Shutdown::new(),
+            Default::default(),
         ));
         let mut a = hub.connect("s").unwrap();
         assert!(matches!(
