@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::connections::Connections;
 use crate::control;
 use crate::domain::{self, DomainDecision};
 use crate::functions::logs::SiteLogs;
@@ -136,6 +137,8 @@ pub async fn run(
         functions: functions.clone(),
         function_body_limit: settings.function_body_bytes,
         header_timeout: Some(Duration::from_secs(settings.http_header_timeout_secs)),
+        body_timeout: Duration::from_secs(settings.http_body_timeout_secs),
+        connections: Connections::new(settings.connection_limits()),
         realtime: realtime.clone(),
         refusals: refusals.clone(),
     });

@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md at the repository root for the map of modules.
 
+pub mod connections;
 pub mod content;
 pub mod control;
 pub mod daemon;
@@ -10,6 +11,7 @@ pub mod functions;
 pub mod http;
 pub mod instance;
 pub mod logging;
+pub mod memory;
 pub mod realtime;
 pub mod refusals;
 pub mod seed;

@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::connections::ConnectionLimits;
 use crate::realtime::RealtimeLimits;
 use crate::store::{Store, StoreError};
 
@@ -199,6 +200,12 @@ settings! {
         "threads running JavaScript (applies at the next start)";
     http_header_timeout_secs: u64 = 20, within!(1, 3_600),
         "seconds a client may take to send a request's head; also how long an idle keep-alive connection stays open";
+    http_body_timeout_secs: u64 = 20, within!(1, 3_600),
+        "seconds a client may pause while sending a request body before it gets 408";
+    http_max_connections: u64 = 10_000, within!(1, 1_000_000),
+        "most HTTP and WebSocket connections open at once; more are refused with 503";
+    http_max_connections_per_address: u64 = 512, within!(0, 1_000_000),
+        "most connections open at once from one client address (IPv6: one /64); 0 = no cap, e.g. behind a reverse proxy";
     realtime_history: u64 = 100, within!(0, 100_000),
         "messages each realtime channel keeps for catch-up (0 = none)";
     realtime_max_frame_bytes: u64 = 64 * 1024, within!(1, 16 << 20),
@@ -273,6 +280,14 @@ impl Settings {
             timeout: Duration::from_millis(self.function_timeout_ms),
             memory_bytes: (self.function_memory_mb as usize).saturating_mul(1024 * 1024),
             stack_bytes: 1024 * 1024,
+        }
+    }
+
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        ConnectionLimits {
+            total: n(self.http_max_connections),
+            per_address: n(self.http_max_connections_per_address),
         }
     }
 

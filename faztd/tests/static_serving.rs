@@ -80,6 +80,8 @@ fn serve(sites: &[Site]) -> TestServer {
         functions: Arc::new(faztd::functions::FunctionPool::start(1, limits, shared).unwrap()),
         function_body_limit: 1 << 20,
         header_timeout: Some(std::time::Duration::from_secs(20)),
+        body_timeout: std::time::Duration::from_secs(20),
+        connections: faztd::connections::Connections::new(Default::default()),
         realtime: Arc::new(faztd::realtime::ChannelHub::new(
             Default::default(),
             Shutdown::new(),

@@ -108,17 +108,10 @@ pub struct DaemonStatus {
     /// Realtime channels that exist (subscribed to, or keeping history).
     #[serde(default)]
     pub realtime_channels: u64,
-    /// What the daemon's limits refused to clients since it started, by
-    /// kind (e.g. `http_header_timeout`), zeros included.
+    /// What the daemon's limits refused to clients since it started: a
+    /// count per kind (e.g. `http_header_timeout`), zeros included.
     #[serde(default)]
-    pub refusals: Vec<RefusalCount>,
-}
-
-/// How many times one kind of refusal happened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefusalCount {
-    pub kind: String,
-    pub count: u64,
+    pub refusals: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -188,6 +188,22 @@ impl Faztd {
             .unwrap_or(0)
     }
 
+    /// Resident memory of the daemon now, in KiB (Linux `VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// File descriptors the daemon holds open now.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, |d| d.count())
+    }
+
     /// The size of the database file now, in bytes.
     pub fn db_bytes(&self) -> u64 {
         std::fs::metadata(self.data_dir.join("data.redb")).map_or(0, |m| m.len())

@@ -452,8 +452,8 @@ fn print_details(status: &DaemonStatus, unit: &Result<Option<UnitStatus>, String
     let refused: Vec<String> = status
         .refusals
         .iter()
-        .filter(|r| r.count > 0)
-        .map(|r| format!("{} {}", r.kind, r.count))
+        .filter(|(_, &count)| count > 0)
+        .map(|(kind, count)| format!("{kind} {count}"))
         .collect();
     rows.add_row(vec![
         comfy_table::Cell::new("refused"),

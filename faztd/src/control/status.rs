@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use fazt_proto::{ConfigEntry, DaemonStatus, RefusalCount, RpcError};
+use fazt_proto::{ConfigEntry, DaemonStatus, RpcError};
 
 use super::errors::blocking;
 use crate::instance::Instance;
@@ -32,10 +32,7 @@ pub async fn status(instance: &Arc<Instance>) -> Result<DaemonStatus, RpcError> 
             .refusals
             .snapshot()
             .into_iter()
-            .map(|(kind, count)| RefusalCount {
-                kind: kind.to_string(),
-                count,
-            })
+            .map(|(kind, count)| (kind.to_string(), count))
             .collect(),
     })
 }

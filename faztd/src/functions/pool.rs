@@ -163,7 +163,7 @@ fn worker(jobs: crossbeam_channel::Receiver<Job>, limits: Limits, shared: Shared
                     // The runtime goes, often after a call that grabbed its
                     // whole memory limit: give that memory back to the system.
                     drop(current);
-                    release_freed_memory();
+                    crate::memory::release_freed_memory();
                 }
             }
             Job::CheckSyntax(sources, reply) => {
@@ -171,16 +171,5 @@ fn worker(jobs: crossbeam_channel::Receiver<Job>, limits: Limits, shared: Shared
                 engine = Some(current);
             }
         }
-    }
-}
-
-/// Returns memory the allocator holds but no longer uses to the system.
-/// glibc keeps freed memory in each thread's arena; after a runtime that
-/// hit its memory limit is dropped, that could be tens of MiB per worker.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }

@@ -41,6 +41,7 @@ use warp::path::FullPath;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use crate::connections::{Connections, Full};
 use crate::functions::FunctionPool;
 use crate::refusals::{Refusal, Refusals};
 use crate::shutdown::Shutdown;
@@ -67,6 +68,10 @@ pub struct HttpState {
     /// the connection's start or the end of its previous response (so it
     /// is also the idle keep-alive timeout). `None`: no limit.
     pub header_timeout: Option<Duration>,
+    /// How long a client may pause while sending a request body.
+    pub body_timeout: Duration,
+    /// Open connections, capped in total and per client address.
+    pub connections: Arc<Connections>,
     /// Where refusals are counted for status (and logged, rate-limited).
     pub refusals: Arc<Refusals>,
 }
@@ -127,9 +132,31 @@ pub fn routes(
 /// Serves `routes` on `listener` until shutdown begins, then lets in-flight
 /// requests finish. Requests for `/_ws` go to the realtime hub; upgraded
 /// connections are not waited for here (they end on the same shutdown).
+/// Thousands of connections that each held a request head leave their
+/// buffers free but resident once they go: when the open count falls to
+/// half of a large peak, hand that memory back to the system.
+async fn give_back_memory_after_bursts(connections: Arc<Connections>, shutdown: Shutdown) {
+    let mut watch = crate::memory::PeakWatch::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        if watch.fell(connections.open()) {
+            let _ = tokio::task::spawn_blocking(crate::memory::release_freed_memory).await;
+        }
+    }
+}
+
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shutdown: Shutdown) {
     let filter = routes(state.clone());
     let graceful = GracefulShutdown::new();
+    shutdown.spawn(give_back_memory_after_bursts(
+        state.connections.clone(),
+        shutdown.clone(),
+    ));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -141,6 +168,13 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shu
             },
             () = shutdown.cancelled() => break,
         };
+        let slot = match state.connections.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(full) => {
+                refuse_connection(&stream, full, peer, &state.refusals);
+                continue;
+            }
+        };
         // Realtime frames are small and latency matters; HTTP responses are
         // written whole, so this costs them nothing.
         let _ = stream.set_nodelay(true);
@@ -148,8 +182,11 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shu
         let header_timeout = state.header_timeout;
         let refusals = state.refusals.clone();
         let state = state.clone();
+        let request_slot = slot.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ClientAddr(peer));
+            // An upgraded connection (a WebSocket) keeps its slot.
+            req.extensions_mut().insert(request_slot.clone());
             let refused = check_request_line(&mut req);
             let ws = (req.uri().path() == realtime::WS_PATH).then(|| state.clone());
             let mut warp_service = warp_service.clone();
@@ -186,7 +223,9 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shu
                 .header_read_timeout(header_timeout)
                 .max_buf_size(MAX_HEAD_BYTES);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(err) = watcher.watch(conn).await {
+            let ended = watcher.watch(conn).await;
+            drop(slot);
+            if let Err(err) = ended {
                 match err.downcast_ref::<hyper::Error>() {
                     Some(e) if e.is_timeout() => refusals.record(Refusal::HeaderTimeout, peer),
                     Some(e) if e.is_parse_too_large() => {
@@ -266,6 +305,32 @@ fn realtime_request(state: &HttpState, req: hyper::Request<Incoming>) -> Respons
     realtime::connection::accept(req, target, &state.realtime)
 }
 
+/// Turns away a connection over a cap: a short 503 if the socket takes it
+/// at once (never waiting on a client that may be the flood), then close.
+fn refuse_connection(
+    stream: &tokio::net::TcpStream,
+    full: Full,
+    peer: SocketAddr,
+    refusals: &Refusals,
+) {
+    let (kind, why) = match full {
+        Full::Total => (
+            Refusal::ConnectionsTotal,
+            "this server has as many open connections as it allows; try again shortly\n",
+        ),
+        Full::PerAddress => (
+            Refusal::ConnectionsPerAddress,
+            "your address has as many open connections to this server as it allows; close some and try again\n",
+        ),
+    };
+    refusals.record(kind, peer);
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nRetry-After: 5\r\nConnection: close\r\n\r\n{why}",
+        why.len()
+    );
+    let _ = stream.try_write(response.as_bytes());
+}
+
 /// Resolves once the first bytes of `stream` tell HTTP/1 from HTTP/2 (the
 /// 24-byte HTTP/2 preface, or anything that departs from it), or it closed.
 async fn protocol_decidable(stream: &tokio::net::TcpStream) {
@@ -330,7 +395,7 @@ where
     let site = site_name.and_then(|name| state.catalog.site(&name));
     if let Some(set) = site.as_ref().and_then(|s| s.functions.clone()) {
         if let Some(route) = set.route(&path.path) {
-            let body = match read_body(body, state.function_body_limit).await {
+            let body = match read_body(state, req, body).await {
                 Ok(body) => body,
                 Err(res) => return res,
             };
@@ -362,15 +427,55 @@ where
     not_found(state, host, head, headers).await
 }
 
-/// Collects a request body up to `limit` bytes, or answers 413.
-async fn read_body<S, B>(body: S, limit: u64) -> Result<Bytes, Response>
+/// Collects a function's request body up to its limit, or answers 413 (at
+/// once when `Content-Length` says so) or 408 when the client pauses longer
+/// than the body timeout.
+async fn read_body<S, B>(
+    state: &HttpState,
+    req: &RequestHead<'_>,
+    body: S,
+) -> Result<Bytes, Response>
 where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,
 {
+    let limit = state.function_body_limit;
+    let too_large = || {
+        responses::json(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &serde_json::json!({ "error": format!("the request body is larger than the limit of {limit} bytes") }),
+        )
+    };
+    let declared = req
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
     let mut body = std::pin::pin!(body);
     let mut collected = BytesMut::new();
-    while let Some(chunk) = body.next().await {
+    loop {
+        let chunk = match tokio::time::timeout(state.body_timeout, body.next()).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(_) => {
+                let who = req.remote.map(|a| a.to_string()).unwrap_or_default();
+                state.refusals.record(Refusal::BodyTimeout, who);
+                let why = format!(
+                    "the request body stalled: nothing arrived for {} s",
+                    state.body_timeout.as_secs()
+                );
+                let mut res = responses::json(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &serde_json::json!({ "error": why }),
+                );
+                res.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return Err(res);
+            }
+        };
         let mut chunk = chunk.map_err(|_| {
             responses::text(
                 StatusCode::BAD_REQUEST,
@@ -378,10 +483,7 @@ where
             )
         })?;
         if collected.len() as u64 + chunk.remaining() as u64 > limit {
-            return Err(responses::json(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &serde_json::json!({ "error": format!("the request body is larger than the limit of {limit} bytes") }),
-            ));
+            return Err(too_large());
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
