@@ -37,6 +37,7 @@ PACKAGES=(
   "systemd:tests/tests/systemd_user.rs (systemd --user, systemctl, busctl)"
   "dbus-daemon:tests/tests/systemd_user.rs (a private bus)"
   "dbus-user-session:tests/tests/systemd_user.rs (the user bus)"
+  "nginx-light:tests/tests/http_strict.rs (the peer odd requests are compared with)"
   "util-linux:tests/tests/systemd_*.rs (unshare, setpriv)"
   "passwd:tests/tests/systemd_user.rs (useradd, userdel)"
 )

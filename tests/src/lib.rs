@@ -15,6 +15,7 @@
 pub mod control;
 pub mod daemon;
 pub mod http;
+pub mod nginx;
 pub mod process;
 pub mod require;
 pub mod sshd;

@@ -21,6 +21,7 @@ pub mod host;
 pub mod request_path;
 pub mod responses;
 pub mod static_files;
+mod strict;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -187,7 +188,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shu
             req.extensions_mut().insert(ClientAddr(peer));
             // An upgraded connection (a WebSocket) keeps its slot.
             req.extensions_mut().insert(request_slot.clone());
-            let refused = check_request_line(&mut req);
+            let refused = strict::check(&mut req);
             let ws = (req.uri().path() == realtime::WS_PATH).then(|| state.clone());
             let mut warp_service = warp_service.clone();
             async move {
@@ -239,44 +240,6 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shu
     }
     drop(listener);
     graceful.shutdown().await;
-}
-
-/// What RFC 9112 asks of a server before routing (§3.2, §3.2.2): one Host
-/// field at most, and an absolute-form target (`GET http://host/path`)
-/// names the host instead of the Host field. CONNECT (authority-form) is for
-/// proxies. Returns the refusal, if any; normalises the Host otherwise.
-fn check_request_line(req: &mut hyper::Request<Incoming>) -> Option<Response> {
-    if req.method() == Method::CONNECT {
-        let mut res = responses::text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "CONNECT is for proxies; this is a web server\n",
-        );
-        res.headers_mut().insert(
-            header::ALLOW,
-            HeaderValue::from_static("GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE"),
-        );
-        return Some(res);
-    }
-    if req.headers().get_all(header::HOST).iter().count() > 1 {
-        return Some(responses::text(
-            StatusCode::BAD_REQUEST,
-            "a request may carry only one Host header\n",
-        ));
-    }
-    if let Some(authority) = req.uri().authority().map(|a| a.as_str().to_string()) {
-        match HeaderValue::from_str(&authority) {
-            Ok(host) => {
-                req.headers_mut().insert(header::HOST, host);
-            }
-            Err(_) => {
-                return Some(responses::text(
-                    StatusCode::BAD_REQUEST,
-                    "malformed request target\n",
-                ))
-            }
-        }
-    }
-    None
 }
 
 /// `/_ws`: the site is resolved here, as for every request, and the
