@@ -174,4 +174,62 @@ mod tests {
         let long = format!("{}.com", "a".repeat(300));
         assert_eq!(r.resolve(&long), HostRoute::Malformed);
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn resolver() -> SiteResolver {
+            SiteResolver::new("example.com")
+        }
+
+        proptest! {
+            /// Any string is answered, never a panic.
+            #[test]
+            fn never_panics(raw in any::<String>()) {
+                let _ = resolver().resolve(&raw);
+            }
+
+            /// A site named by any spelling of its host (case, port,
+            /// trailing dot, under the domain or `localhost`) is that site.
+            #[test]
+            fn every_spelling_names_the_site(
+                name in "[a-z][a-z0-9-]{0,20}[a-z0-9]",
+                port in prop::option::of(1u16..),
+                dot in any::<bool>(),
+                upper in any::<bool>(),
+                under_localhost in any::<bool>(),
+            ) {
+                prop_assume!(is_valid_site_name(&name));
+                let parent = if under_localhost { "localhost" } else { "example.com" };
+                let mut host = format!("{name}.{parent}");
+                if dot { host.push('.'); }
+                if let Some(port) = port { host.push_str(&format!(":{port}")); }
+                if upper { host = host.to_ascii_uppercase(); }
+                prop_assert_eq!(resolver().resolve(&host), HostRoute::Site(name));
+            }
+
+            /// A route to a site always names a valid site, whatever the
+            /// host was: nothing a client writes becomes a path or a key
+            /// outside the rules for site names.
+            #[test]
+            fn a_routed_name_is_a_valid_site_name(raw in "[a-zA-Z0-9.:\\[\\]_/@%-]{0,40}") {
+                if let HostRoute::Site(name) = resolver().resolve(&raw) {
+                    prop_assert!(is_valid_site_name(&name), "{:?} from {:?}", name, raw);
+                }
+            }
+
+            /// A host with a character no host name has is malformed
+            /// (surrounding whitespace is trimmed, so it goes inside).
+            #[test]
+            fn foreign_characters_are_malformed(
+                left in "[a-z]{1,8}",
+                bad in "[/@ %_\\\\\u{0}-\u{1f}\u{7f}é]",
+                right in "[a-z]{1,4}[a-z.]{0,4}",
+            ) {
+                let host = format!("{left}{bad}{right}");
+                prop_assert_eq!(resolver().resolve(&host), HostRoute::Malformed, "{:?}", host);
+            }
+        }
+    }
 }

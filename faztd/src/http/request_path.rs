@@ -96,4 +96,97 @@ mod tests {
         assert!(parse("/docs/").unwrap().trailing_slash);
         assert!(!parse("/").unwrap().trailing_slash);
     }
+
+    mod properties {
+        use super::super::*;
+        use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+        use proptest::prelude::*;
+
+        /// Writes `segments` as a request path, percent-encoding every
+        /// character that is not alphanumeric, in the case `upper` says.
+        fn encoded(segments: &[String], upper: bool) -> String {
+            let mut raw = String::new();
+            for segment in segments {
+                raw.push('/');
+                let e = utf8_percent_encode(segment, NON_ALPHANUMERIC).to_string();
+                raw.push_str(&if upper { e } else { e.to_lowercase_escapes() });
+            }
+            raw
+        }
+
+        trait LowerEscapes {
+            fn to_lowercase_escapes(&self) -> String;
+        }
+        impl LowerEscapes for String {
+            /// `%2E` → `%2e`: servers must treat both the same.
+            fn to_lowercase_escapes(&self) -> String {
+                let mut out = String::with_capacity(self.len());
+                let mut hex = 0;
+                for c in self.chars() {
+                    if c == '%' {
+                        hex = 2;
+                        out.push(c);
+                    } else if hex > 0 {
+                        hex -= 1;
+                        out.push(c.to_ascii_lowercase());
+                    } else {
+                        out.push(c);
+                    }
+                }
+                out
+            }
+        }
+
+        proptest! {
+            /// Any string is answered, never a panic.
+            #[test]
+            fn never_panics(raw in any::<String>()) {
+                let _ = parse(&raw);
+            }
+
+            /// Whatever is accepted stays inside the site: relative, no
+            /// climbing, no empty or dot segments, no backslash or control
+            /// character, however the request spelled it.
+            #[test]
+            fn accepted_paths_stay_inside(raw in "/[a-z./\\%2eEfFcC5\u{0}-\u{1f}é]{0,40}") {
+                if let Ok(site_path) = parse(&raw) {
+                    let path = site_path.path;
+                    prop_assert!(!path.starts_with('/'));
+                    prop_assert!(!path.contains('\\'));
+                    prop_assert!(!path.chars().any(char::is_control));
+                    if !path.is_empty() {
+                        for segment in path.split('/') {
+                            prop_assert!(!segment.is_empty() && segment != "." && segment != "..");
+                        }
+                    }
+                }
+            }
+
+            /// Ordinary names round-trip through percent-encoding in
+            /// either case.
+            #[test]
+            fn encoded_names_round_trip(
+                segments in prop::collection::vec("[a-zA-Z0-9 _~!$&'()*+,;=:@é€-]{1,12}", 1..5),
+                upper in any::<bool>(),
+            ) {
+                let parsed = parse(&encoded(&segments, upper)).unwrap();
+                prop_assert_eq!(parsed.path, segments.join("/"));
+            }
+
+            /// A `..` segment anywhere, spelled plainly or encoded, is refused.
+            #[test]
+            fn climbing_is_refused_in_any_spelling(
+                before in prop::collection::vec("[a-z]{1,8}", 0..3),
+                after in prop::collection::vec("[a-z]{1,8}", 0..3),
+                upper in any::<bool>(),
+            ) {
+                let mut segments = before;
+                segments.push("..".to_string());
+                segments.extend(after);
+                let plain = format!("/{}", segments.join("/"));
+                prop_assert_eq!(parse(&plain), Err(PathError::Invalid));
+                prop_assert_eq!(parse(&encoded(&segments, upper)), Err(PathError::Invalid));
+            }
+        }
+    }
 }

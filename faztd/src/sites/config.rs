@@ -133,4 +133,28 @@ mod tests {
         );
         assert_eq!(SiteConfig::legacy(false, None), SiteConfig::default());
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any bytes in `fazt.json` give a config or a message, never
+            /// a panic, and the message is short enough to show.
+            #[test]
+            fn never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+                if let Err(message) = SiteConfig::parse(&bytes) {
+                    prop_assert!(!message.is_empty() && message.len() < 1000);
+                }
+            }
+
+            /// JSON-shaped input with the real keys in odd places.
+            #[test]
+            fn json_shaped_input_never_panics(
+                text in r#"\{("(spa|realtime|clientPublish|allowedOrigins|x)": ?(true|1|"chat-\*"|\[("a"|1|null),?\]|\{\}|null),? ?){0,4}\}"#
+            ) {
+                let _ = SiteConfig::parse(text.as_bytes());
+            }
+        }
+    }
 }
