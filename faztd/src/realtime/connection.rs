@@ -469,3 +469,63 @@ impl Connection {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::realtime::RealtimeLimits;
+    use crate::refusals::Refusals;
+    use crate::shutdown::Shutdown;
+    use tokio::io::AsyncWriteExt;
+
+    /// A client that asks for the upgrade and then never reads: the `101`
+    /// cannot be written out (the pipe holds 32 bytes), so the upgrade
+    /// never completes. It is given up after the handshake timeout, counted,
+    /// and the client's place in the hub is freed.
+    #[tokio::test]
+    async fn an_upgrade_that_never_completes_is_given_up() {
+        let shutdown = Shutdown::new();
+        let refusals = Arc::new(Refusals::new());
+        let hub = Arc::new(ChannelHub::new(
+            RealtimeLimits {
+                handshake_timeout: Duration::from_millis(200),
+                ..Default::default()
+            },
+            shutdown.clone(),
+            refusals.clone(),
+        ));
+        let (mut client_io, server_io) = tokio::io::duplex(32);
+        let served = hub.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let config = SiteRealtime::default();
+            let site = SiteTarget {
+                name: "s",
+                config: &config,
+                host: "s.localhost",
+            };
+            let res = accept(req, site, &served);
+            async move { Ok::<_, std::convert::Infallible>(res) }
+        });
+        tokio::spawn(
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(server_io), service)
+                .with_upgrades(),
+        );
+        client_io
+            .write_all(
+                b"GET /_ws HTTP/1.1\r\nHost: s.localhost\r\nConnection: Upgrade\r\n\
+                  Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while refusals.count(Refusal::WsHandshakeTimeout) == 0 {
+            assert!(Instant::now() < deadline, "the upgrade was never given up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(hub.stats().connections, 0, "its place in the hub is freed");
+        drop(client_io);
+        assert!(shutdown.stop(Duration::from_secs(5)).await);
+    }
+}
