@@ -117,6 +117,10 @@ pub async fn run(
         stop.clone(),
         refusals.clone(),
     ));
+    // Idle channels expire, and a flood's memory is given back after it.
+    stop.spawn(crate::realtime::sweep::expire_idle_channels(
+        realtime.clone(),
+    ));
     let functions = Arc::new(start_functions(
         &store,
         &settings,

@@ -16,23 +16,34 @@ pub fn release_freed_memory() {
     }
 }
 
-/// Tells when a count of things that hold memory (open connections, say)
-/// has fallen well below its peak since the last release, which is when a
-/// release is worth its cost.
-#[derive(Debug, Default)]
+/// Tells when a count of things that hold memory (open connections, bytes
+/// of realtime history) has fallen well below its peak since the last
+/// release, which is when a release is worth its cost.
+#[derive(Debug)]
 pub struct PeakWatch {
     peak: usize,
+    /// Below this peak a burst is too small to be worth a release.
+    worth_it: usize,
+}
+
+impl Default for PeakWatch {
+    /// A watch over a count of connections: 256 of them is a burst.
+    fn default() -> PeakWatch {
+        PeakWatch::new(256)
+    }
 }
 
 impl PeakWatch {
-    /// Below this peak a burst is too small to be worth a release.
-    const WORTH_IT: usize = 256;
+    /// A watch for which a peak under `worth_it` is not a burst.
+    pub fn new(worth_it: usize) -> PeakWatch {
+        PeakWatch { peak: 0, worth_it }
+    }
 
     /// Notes `now`; true once `now` has fallen to half of a peak of at
-    /// least [`Self::WORTH_IT`] (the peak then starts again from `now`).
+    /// least `worth_it` (the peak then starts again from `now`).
     pub fn fell(&mut self, now: usize) -> bool {
         self.peak = self.peak.max(now);
-        if self.peak >= Self::WORTH_IT && now <= self.peak / 2 {
+        if self.peak >= self.worth_it && now <= self.peak / 2 {
             self.peak = now;
             return true;
         }

@@ -208,6 +208,12 @@ settings! {
         "most connections open at once from one client address (IPv6: one /64); 0 = no cap, e.g. behind a reverse proxy";
     realtime_history: u64 = 100, within!(0, 100_000),
         "messages each realtime channel keeps for catch-up (0 = none)";
+    realtime_history_bytes_per_channel: u64 = 1024 * 1024, within!(1024, 1 << 30),
+        "bytes of history each realtime channel keeps (a message counts its frame plus 128); past it the oldest messages go and a late subscriber is told it missed them";
+    realtime_history_bytes_per_site: u64 = 16 * 1024 * 1024, within!(1024, 16 << 30),
+        "bytes of history all of one site's realtime channels keep together; past it the site's oldest messages go, whichever channel they are on";
+    realtime_channel_idle_secs: u64 = 300, within!(1, 86_400),
+        "seconds after which a realtime channel with no subscribers and no publish is dropped with its history";
     realtime_max_frame_bytes: u64 = 64 * 1024, within!(1, 16 << 20),
         "largest realtime frame a client may send, and largest published message (bytes)";
     realtime_max_connections_per_site: u64 = 10_000, within!(1, 1_000_000),
@@ -217,7 +223,7 @@ settings! {
     realtime_max_channels_per_site: u64 = 10_000, within!(1, 1_000_000),
         "most realtime channels one site may have at once";
     realtime_queue_messages: u64 = 512, within!(1, 65_536),
-        "messages a realtime client may fall behind before it is disconnected (new channels)";
+        "messages a realtime client may fall behind on a channel before it is disconnected (new subscriptions)";
     realtime_heartbeat_secs: u64 = 30, within!(1, 3_600),
         "seconds between WebSocket pings; a client silent for two is dropped";
 }
@@ -295,12 +301,16 @@ impl Settings {
         let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
         RealtimeLimits {
             history: n(self.realtime_history),
+            history_bytes_per_channel: n(self.realtime_history_bytes_per_channel),
+            history_bytes_per_site: n(self.realtime_history_bytes_per_site),
+            channel_idle: Duration::from_secs(self.realtime_channel_idle_secs),
             max_frame_bytes: n(self.realtime_max_frame_bytes),
             max_connections_per_site: n(self.realtime_max_connections_per_site),
             max_subscriptions: n(self.realtime_max_subscriptions),
             max_channels_per_site: n(self.realtime_max_channels_per_site),
             queue_messages: n(self.realtime_queue_messages),
             heartbeat: Duration::from_secs(self.realtime_heartbeat_secs),
+            handshake_timeout: Duration::from_secs(self.http_header_timeout_secs),
         }
     }
 }

@@ -199,6 +199,15 @@ impl Faztd {
             .unwrap_or(0)
     }
 
+    /// How many refusals of `kind` (e.g. `http_connections_per_address`)
+    /// `faztctl status` counts.
+    pub fn refused(&self, kind: &str) -> u64 {
+        let status = self.ctl(&["status", "--json"]).ok().json();
+        status["daemon"]["refusals"][kind]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no refusal counter {kind} in {status}"))
+    }
+
     /// File descriptors the daemon holds open now.
     pub fn open_fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, |d| d.count())

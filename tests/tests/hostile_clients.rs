@@ -17,14 +17,6 @@ use std::time::{Duration, Instant};
 use fazt_e2e::daemon::Faztd;
 use fazt_e2e::http;
 
-/// How many refusals of `kind` the daemon's status counts.
-fn refused(d: &Faztd, kind: &str) -> u64 {
-    let status = d.ctl(&["status", "--json"]).ok().json();
-    status["daemon"]["refusals"][kind]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no refusal counter {kind} in {status}"))
-}
-
 /// A TCP connection to `to` from the loopback address `from` (127.0.0.0/8
 /// is all loopback on Linux, so each is a distinct client address).
 fn connect_from(from: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
@@ -88,7 +80,7 @@ fn one_address_cannot_take_every_connection() {
 
     // Another address is served meanwhile.
     assert_eq!(get_from(Ipv4Addr::new(127, 0, 0, 2), &d), 200);
-    assert!(refused(&d, "http_connections_per_address") >= 1);
+    assert!(d.refused("http_connections_per_address") >= 1);
 
     // Closing one frees its place.
     drop(held.pop());
@@ -98,7 +90,7 @@ fn one_address_cannot_take_every_connection() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // The control socket never counted: faztctl works throughout.
-    assert_eq!(refused(&d, "http_connections_total"), 0);
+    assert_eq!(d.refused("http_connections_total"), 0);
 }
 
 #[test]
@@ -117,7 +109,7 @@ fn the_total_connection_cap_holds_across_addresses() {
         answer.contains("as many open connections as it allows"),
         "{answer}"
     );
-    assert!(refused(&d, "http_connections_total") >= 1);
+    assert!(d.refused("http_connections_total") >= 1);
     drop(held);
     let deadline = Instant::now() + Duration::from_secs(10);
     while get_from(Ipv4Addr::new(127, 0, 2, 1), &d) != 200 {
@@ -170,7 +162,7 @@ fn stalled_and_oversized_bodies_are_refused() {
         "{answer}"
     );
     assert!(started.elapsed() < Duration::from_secs(8));
-    assert!(refused(&d, "http_body_timeout") >= 1);
+    assert!(d.refused("http_body_timeout") >= 1);
 
     // A chunked body that stalls between chunks: the same.
     let mut chunked = TcpStream::connect(d.addr).unwrap();

@@ -11,29 +11,45 @@ use serde::{Deserialize, Serialize};
 pub struct RealtimeLimits {
     /// Messages kept per channel for catch-up (`since`); 0 keeps none.
     pub history: usize,
+    /// Bytes of history kept per channel, and per site (all its channels
+    /// together); past either, the oldest messages go. See `history.rs`
+    /// for what a message counts as.
+    pub history_bytes_per_channel: usize,
+    pub history_bytes_per_site: usize,
+    /// A channel nobody subscribes to and nobody published on for this
+    /// long is dropped with its history.
+    pub channel_idle: Duration,
     /// Largest client frame, and largest published message, in bytes.
     pub max_frame_bytes: usize,
     pub max_connections_per_site: usize,
     pub max_subscriptions: usize,
     pub max_channels_per_site: usize,
     /// How many messages a subscriber may fall behind before it is cut off.
-    /// Applies to channels created after a change.
+    /// Applies to subscriptions made after a change.
     pub queue_messages: usize,
     /// Server pings this often; a client silent for two periods is dropped,
     /// and a write stalled this long ends the connection.
     pub heartbeat: Duration,
+    /// How long an accepted upgrade may take to become a WebSocket (the
+    /// `101` written and the connection handed over); from the setting
+    /// `http_header_timeout_secs`.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for RealtimeLimits {
     fn default() -> Self {
         RealtimeLimits {
             history: 100,
+            history_bytes_per_channel: 1024 * 1024,
+            history_bytes_per_site: 16 * 1024 * 1024,
+            channel_idle: Duration::from_secs(300),
             max_frame_bytes: 64 * 1024,
             max_connections_per_site: 10_000,
             max_subscriptions: 100,
             max_channels_per_site: 10_000,
             queue_messages: 512,
             heartbeat: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(20),
         }
     }
 }

@@ -5,10 +5,15 @@
 //! tungstenite its default 128 KiB read buffer, which is zero-filled on the
 //! first read: 10,000 idle connections would hold 1.3 GB. Ours is 4 KiB.
 //!
-//! Backpressure: the client's queue is its place in each channel's
-//! broadcast ring. A client that falls a whole ring behind gets `Lagged` and
-//! is closed with code 4001 and a reason; a write that stalls for a
-//! heartbeat period ends the connection. Neither slows anyone else.
+//! Backpressure: the client has a bounded queue per channel (`queue.rs`). A
+//! client that falls a whole queue behind is told `Lagged` and closed with
+//! code 4001 and a reason; a write that stalls for a heartbeat period ends
+//! the connection. Neither slows anyone else.
+//!
+//! A WebSocket is a connection like any other: it keeps the HTTP layer's
+//! connection [`Slot`] for its whole life (so it counts against
+//! `http_max_connections` and the per-address cap), and an upgrade that
+//! does not complete within `http_header_timeout_secs` is given up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +23,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
 use tokio::time::{timeout, Instant};
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamMap;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -33,6 +37,9 @@ use warp::reply::Response;
 use super::config::SiteRealtime;
 use super::frames::{self, ClientFrame, ErrorCode};
 use super::hub::{ChannelHub, ClientHandle, Closing, RealtimeError};
+use super::queue::Delivery;
+use crate::connections::Slot;
+use crate::refusals::Refusal;
 
 /// The path of the realtime endpoint on every site host.
 pub const WS_PATH: &str = "/_ws";
@@ -106,9 +113,18 @@ pub fn accept(mut req: Request<Incoming>, site: SiteTarget<'_>, hub: &Arc<Channe
         Err(err) => return refuse(StatusCode::SERVICE_UNAVAILABLE, &err.to_string()),
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
+    // The connection's place in the caps goes with the WebSocket: the HTTP
+    // connection that held it ends once the upgrade completes.
+    let slot = req.extensions_mut().remove::<Slot>();
+    let handshake_timeout = hub.limits().handshake_timeout;
+    let shutdown = hub.shutdown().clone();
     hub.shutdown().spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
+        let upgraded = tokio::select! {
+            upgraded = timeout(handshake_timeout, on_upgrade) => upgraded,
+            () = shutdown.cancelled() => return,
+        };
+        match upgraded {
+            Ok(Ok(upgraded)) => {
                 let config = socket_config(client.hub().limits().max_frame_bytes);
                 let ws = WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
@@ -116,9 +132,13 @@ pub fn accept(mut req: Request<Incoming>, site: SiteTarget<'_>, hub: &Arc<Channe
                     Some(config),
                 )
                 .await;
-                Connection::new(ws, client).run().await;
+                Connection::new(ws, client, slot).run().await;
             }
-            Err(err) => tracing::debug!("websocket upgrade failed: {err}"),
+            Ok(Err(err)) => tracing::debug!("websocket upgrade failed: {err}"),
+            Err(_) => client.hub().refusals.record(
+                Refusal::WsHandshakeTimeout,
+                format_args!("site {}", client.site()),
+            ),
         }
     });
     let mut res = Response::new(bytes::Bytes::new().into());
@@ -181,18 +201,21 @@ enum Ending {
 struct Connection {
     ws: Socket,
     client: ClientHandle,
-    subs: StreamMap<String, BroadcastStream<Message>>,
+    subs: StreamMap<String, ReceiverStream<Delivery>>,
     heartbeat: Duration,
+    /// Counts this connection against the connection caps until it ends.
+    _slot: Option<Slot>,
 }
 
 impl Connection {
-    fn new(ws: Socket, client: ClientHandle) -> Connection {
+    fn new(ws: Socket, client: ClientHandle, slot: Option<Slot>) -> Connection {
         let heartbeat = client.hub().limits().heartbeat;
         Connection {
             ws,
             client,
             subs: StreamMap::new(),
             heartbeat,
+            _slot: slot,
         }
     }
 
@@ -293,11 +316,7 @@ impl Connection {
 
     /// Writes one channel frame and whatever else is already waiting (up to
     /// [`BATCH`]), then flushes once: under load, one write carries many frames.
-    async fn forward(
-        &mut self,
-        channel: String,
-        first: Result<Message, BroadcastStreamRecvError>,
-    ) -> Result<(), Ending> {
+    async fn forward(&mut self, channel: String, first: Delivery) -> Result<(), Ending> {
         let period = self.heartbeat;
         let mut next = Some((channel, first));
         let mut lagged = None;
@@ -305,9 +324,9 @@ impl Connection {
             let mut count = 0;
             while let Some((channel, item)) = next.take() {
                 match item {
-                    Ok(message) => self.ws.feed(message).await?,
-                    Err(BroadcastStreamRecvError::Lagged(n)) => {
-                        lagged = Some((channel, n));
+                    Delivery::Frame(message) => self.ws.feed(message).await?,
+                    Delivery::Lagged => {
+                        lagged = Some(channel);
                         break;
                     }
                 }
@@ -322,11 +341,11 @@ impl Connection {
             Ok(Ok(())) => {}
             Ok(Err(_)) | Err(_) => return Err(Ending::Gone),
         }
-        if let Some((channel, n)) = lagged {
+        if let Some(channel) = lagged {
             let queue = self.client.hub().limits().queue_messages;
             return Err(Ending::Close(
                 CLOSE_TOO_SLOW,
-                format!("too slow: fell {n} messages behind on {channel} (queue {queue})"),
+                format!("too slow: fell {queue} messages behind on {channel} (the queue's length)"),
             ));
         }
         Ok(())
@@ -418,7 +437,7 @@ impl Connection {
             .members
             .map(|m| frames::presence_members(&channel, self.client.id(), m));
         // Live frames wait in the receiver while history is replayed.
-        self.subs.insert(channel, BroadcastStream::new(sub.rx));
+        self.subs.insert(channel, ReceiverStream::new(sub.rx));
         let work = async {
             self.ws.feed(head).await?;
             if let Some(members) = members {
@@ -448,5 +467,65 @@ impl Connection {
         };
         self.send(frames::error(code, &err.to_string(), Some(channel)))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::realtime::RealtimeLimits;
+    use crate::refusals::Refusals;
+    use crate::shutdown::Shutdown;
+    use tokio::io::AsyncWriteExt;
+
+    /// A client that asks for the upgrade and then never reads: the `101`
+    /// cannot be written out (the pipe holds 32 bytes), so the upgrade
+    /// never completes. It is given up after the handshake timeout, counted,
+    /// and the client's place in the hub is freed.
+    #[tokio::test]
+    async fn an_upgrade_that_never_completes_is_given_up() {
+        let shutdown = Shutdown::new();
+        let refusals = Arc::new(Refusals::new());
+        let hub = Arc::new(ChannelHub::new(
+            RealtimeLimits {
+                handshake_timeout: Duration::from_millis(200),
+                ..Default::default()
+            },
+            shutdown.clone(),
+            refusals.clone(),
+        ));
+        let (mut client_io, server_io) = tokio::io::duplex(32);
+        let served = hub.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let config = SiteRealtime::default();
+            let site = SiteTarget {
+                name: "s",
+                config: &config,
+                host: "s.localhost",
+            };
+            let res = accept(req, site, &served);
+            async move { Ok::<_, std::convert::Infallible>(res) }
+        });
+        tokio::spawn(
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(server_io), service)
+                .with_upgrades(),
+        );
+        client_io
+            .write_all(
+                b"GET /_ws HTTP/1.1\r\nHost: s.localhost\r\nConnection: Upgrade\r\n\
+                  Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while refusals.count(Refusal::WsHandshakeTimeout) == 0 {
+            assert!(Instant::now() < deadline, "the upgrade was never given up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(hub.stats().connections, 0, "its place in the hub is freed");
+        drop(client_io);
+        assert!(shutdown.stop(Duration::from_secs(5)).await);
     }
 }

@@ -1,26 +1,41 @@
 //! The [`ChannelHub`]: every site's channels, in the style of mini-redis's
-//! pub/sub. One `tokio::sync::broadcast` per channel carries ready-made
-//! frames to its subscribers; its capacity is the per-client queue bound, so
-//! a subscriber that falls that far behind sees `Lagged` and is cut off
-//! instead of slowing the publisher or growing memory.
+//! pub/sub, with every piece of memory a client can make it hold bounded.
+//!
+//! - A channel fans each frame out to its subscribers' queues
+//!   (`queue.rs`): bounded per subscriber, allocated as frames queue up,
+//!   and a subscriber that falls a whole queue behind is cut off instead of
+//!   slowing the publisher or growing memory.
+//! - What a channel keeps for catch-up is bounded in messages and in bytes,
+//!   per channel and per site (`history.rs`).
+//! - A site has at most `max_channels_per_site` channels. A channel nobody
+//!   subscribes to is *unwatched*: when the site is full, the least
+//!   recently used unwatched channel makes room for a new one, so a flood
+//!   of one-message channels cannot lock a site out until a restart; only
+//!   when every channel has subscribers is a new one refused. An unwatched
+//!   channel idle for `channel_idle` is dropped by [`sweep`](ChannelHub::sweep).
 //!
 //! Locks are `std::sync::Mutex`es held for a few map operations and never
-//! across an `.await`. Order: the hub's site map, then a channel's state.
-//! Publishing takes the site map only to find the channel, so publishers on
-//! different channels do not wait on each other's fan-out.
+//! across an `.await`. Order: the hub's site map, then a channel's state,
+//! then its site's history. Who subscribes and when each channel was last
+//! used live under the site map (they change on subscribe, unsubscribe and
+//! lookup, which take it anyway); publishing takes the site map only to
+//! find the channel, so publishers on different channels do not wait on
+//! each other's fan-out.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::config::{RealtimeLimits, SiteRealtime};
 use super::frames;
-use crate::refusals::Refusals;
+use super::history::{HistoryBounds, Replay, SiteHistory};
+use super::queue::{self, Inbox, Offered, Outbox};
+use crate::refusals::{Refusal, Refusals};
 use crate::shutdown::Shutdown;
 
 /// Why the hub refused something.
@@ -34,7 +49,9 @@ pub enum RealtimeError {
     TooLarge { size: usize, limit: usize },
     #[error("presence info is {size} bytes; the limit is {limit}")]
     InfoTooLarge { size: usize, limit: usize },
-    #[error("the site has {limit} channels already (setting realtime_max_channels_per_site)")]
+    #[error(
+        "the site has {limit} channels already, each with subscribers (setting realtime_max_channels_per_site)"
+    )]
     TooManyChannels { limit: usize },
     #[error(
         "the site has {limit} connections already (setting realtime_max_connections_per_site)"
@@ -53,6 +70,10 @@ pub enum RealtimeError {
 /// Largest presence `info`, serialised.
 pub const MAX_INFO_BYTES: usize = 1024;
 
+/// What a channel costs beyond its history (its state, its map entries,
+/// its name), for the estimate of what the hub holds.
+const CHANNEL_COST: usize = 512;
+
 /// Live counts, for `faztctl status`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RealtimeStats {
@@ -61,10 +82,19 @@ pub struct RealtimeStats {
     pub subscriptions: u64,
 }
 
+/// What a [`sweep`](ChannelHub::sweep) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Idle channels dropped with their history.
+    pub expired: usize,
+    /// Roughly what every site's channels and history hold now, in bytes.
+    pub held_bytes: usize,
+}
+
 /// What a new subscription starts with.
 pub struct Subscription {
     /// Live frames, starting right after `replay`.
-    pub rx: broadcast::Receiver<Message>,
+    pub rx: Inbox,
     /// Kept messages newer than the `since` the client gave, oldest first.
     pub replay: Vec<Message>,
     /// Messages after `since` were dropped from history: the client has a gap.
@@ -96,7 +126,14 @@ pub struct ChannelHub {
 
 struct SiteChannels {
     connections: usize,
-    channels: HashMap<String, Arc<Channel>>,
+    channels: HashMap<Arc<str>, ChannelSlot>,
+    /// The channels nobody subscribes to, by use stamp: the first is the
+    /// least recently used, the one a new channel displaces when the site
+    /// is full, and the first the sweep looks at.
+    unwatched: BTreeMap<u64, Arc<str>>,
+    next_stamp: u64,
+    /// Every channel's kept messages, bounded together.
+    history: Arc<Mutex<SiteHistory>>,
     /// Set to true when the site is removed; its connections then close.
     /// Replaced by a fresh one at that moment, so that connections to a new
     /// site of the same name start open.
@@ -108,9 +145,22 @@ impl Default for SiteChannels {
         SiteChannels {
             connections: 0,
             channels: HashMap::new(),
+            unwatched: BTreeMap::new(),
+            next_stamp: 0,
+            history: Default::default(),
             removed: watch::channel(false).0,
         }
     }
+}
+
+/// A channel's place in its site (guarded by the site map's lock).
+struct ChannelSlot {
+    channel: Arc<Channel>,
+    subscribers: usize,
+    /// Its key in `unwatched`, while it has no subscribers.
+    stamp: u64,
+    /// The last publish, or the moment its last subscriber left.
+    last_used: Instant,
 }
 
 /// Why the hub tells a connection to close.
@@ -123,7 +173,9 @@ pub enum Closing {
 }
 
 struct Channel {
-    tx: broadcast::Sender<Message>,
+    name: Arc<str>,
+    /// The site's history, which this channel's is part of.
+    history: Arc<Mutex<SiteHistory>>,
     state: Mutex<ChannelState>,
 }
 
@@ -131,14 +183,134 @@ struct ChannelState {
     /// Set (under both locks) when the channel leaves the site map; a
     /// publisher holding a stale `Arc` then looks it up again.
     removed: bool,
-    subscribers: usize,
-    history: VecDeque<(u64, Message)>,
-    /// Every id up to this one is no longer in `history` (dropped, or
-    /// published before this channel existed in this process).
-    forgotten_up_to: u64,
     last_id: Option<u64>,
     /// Presence members: client id → info.
     members: BTreeMap<u64, Value>,
+    /// Each subscriber's queue, by client id (a subscriber cut off for
+    /// falling behind is no longer here, but still counts until it leaves).
+    outboxes: Vec<(u64, Outbox)>,
+}
+
+impl ChannelState {
+    /// Offers `frame` to every subscriber; returns how many were cut off
+    /// for falling a whole queue behind.
+    fn fan_out(&mut self, frame: &Message) -> usize {
+        let mut cut_off = 0;
+        self.outboxes
+            .retain(|(_, outbox)| match outbox.offer(frame) {
+                Offered::Queued => true,
+                Offered::CutOff => {
+                    cut_off += 1;
+                    false
+                }
+                Offered::Gone => false,
+            });
+        cut_off
+    }
+}
+
+impl SiteChannels {
+    fn channel(&self, name: &str) -> Option<Arc<Channel>> {
+        self.channels.get(name).map(|slot| slot.channel.clone())
+    }
+
+    /// Notes a use of `name`: it becomes the most recently used.
+    fn touch(&mut self, name: &str) {
+        let Some(slot) = self.channels.get_mut(name) else {
+            return;
+        };
+        slot.last_used = Instant::now();
+        if slot.subscribers == 0 {
+            self.unwatched.remove(&slot.stamp);
+            slot.stamp = self.next_stamp;
+            self.next_stamp += 1;
+            self.unwatched.insert(slot.stamp, slot.channel.name.clone());
+        }
+    }
+
+    /// Adds a new channel, unwatched and just used.
+    fn insert(&mut self, channel: Arc<Channel>) {
+        let name = channel.name.clone();
+        let slot = ChannelSlot {
+            channel,
+            subscribers: 0,
+            stamp: self.next_stamp,
+            last_used: Instant::now(),
+        };
+        self.next_stamp += 1;
+        self.unwatched.insert(slot.stamp, name.clone());
+        self.channels.insert(name, slot);
+    }
+
+    /// One more subscriber on `name` (which exists).
+    fn watch(&mut self, name: &str) {
+        let slot = self.channels.get_mut(name).expect("a channel in the map");
+        if slot.subscribers == 0 {
+            self.unwatched.remove(&slot.stamp);
+        }
+        slot.subscribers += 1;
+    }
+
+    /// One subscriber fewer on `name`; returns how many are left.
+    fn unwatch(&mut self, name: &str) -> usize {
+        let Some(slot) = self.channels.get_mut(name) else {
+            return 0;
+        };
+        slot.subscribers = slot.subscribers.saturating_sub(1);
+        let left = slot.subscribers;
+        if left == 0 {
+            self.touch(name);
+        }
+        left
+    }
+
+    /// Drops a channel and its history; returns what that held, roughly.
+    fn drop_channel(&mut self, name: &str) -> usize {
+        let Some(slot) = self.channels.remove(name) else {
+            return 0;
+        };
+        if slot.subscribers == 0 {
+            self.unwatched.remove(&slot.stamp);
+        }
+        slot.channel.state.lock().expect("channel lock").removed = true;
+        CHANNEL_COST + self.history.lock().expect("history lock").close(name)
+    }
+
+    /// Makes room for one more channel under `max` by dropping the least
+    /// recently used unwatched ones; false if every channel has subscribers.
+    fn make_room(&mut self, max: usize) -> bool {
+        while self.channels.len() >= max {
+            let Some((_, lru)) = self.unwatched.first_key_value() else {
+                return false;
+            };
+            let lru = lru.clone();
+            self.drop_channel(&lru);
+        }
+        true
+    }
+
+    /// Roughly what the site's channels and their history hold.
+    fn held_bytes(&self) -> usize {
+        self.channels.len() * CHANNEL_COST + self.history.lock().expect("history lock").bytes()
+    }
+
+    /// After a flood has gone, the maps' emptied capacity is given back.
+    fn shrink(&mut self) {
+        if self.channels.capacity() > 64 && self.channels.capacity() > 4 * self.channels.len() {
+            self.channels.shrink_to_fit();
+        }
+        self.history.lock().expect("history lock").shrink();
+    }
+}
+
+impl RealtimeLimits {
+    fn history_bounds(&self) -> HistoryBounds {
+        HistoryBounds {
+            messages: self.history,
+            channel_bytes: self.history_bytes_per_channel,
+            site_bytes: self.history_bytes_per_site,
+        }
+    }
 }
 
 impl ChannelHub {
@@ -168,7 +340,9 @@ impl ChannelHub {
     }
 
     /// Publishes `data` on a site's channel and returns its id. Subscribers
-    /// get it in id order; it is kept in the channel's history.
+    /// get it in id order; it is kept in the channel's history. Clients,
+    /// functions (`fazt.realtime.publish`) and operators all come here, so
+    /// the same bounds hold whoever publishes.
     pub fn publish(&self, site: &str, channel: &str, data: &Value) -> Result<u64, RealtimeError> {
         let raw = data.to_string();
         self.publish_raw(site, channel, &raw)
@@ -189,7 +363,7 @@ impl ChannelHub {
         let ts = unix_millis();
         loop {
             // Nobody listens and nothing is kept: the message goes nowhere.
-            let Some(ch) = self.channel(site, channel, limits.history > 0, &limits)? else {
+            let Some(ch) = self.channel_to_publish_on(site, channel, &limits)? else {
                 return Ok(self.next_id.fetch_add(1, Ordering::Relaxed));
             };
             let mut st = ch.state.lock().expect("channel lock");
@@ -199,39 +373,50 @@ impl ChannelHub {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let frame = frames::message(channel, id, ts, data);
             st.last_id = Some(id);
-            if limits.history > 0 {
-                st.history.push_back((id, frame.clone()));
-            }
-            while st.history.len() > limits.history {
-                if let Some((old, _)) = st.history.pop_front() {
-                    st.forgotten_up_to = old;
-                }
-            }
+            let trimmed = ch.history.lock().expect("history lock").keep(
+                &ch.name,
+                id,
+                &frame,
+                &limits.history_bounds(),
+            );
             // Under the channel lock, so ids reach subscribers in order and a
             // subscriber's history snapshot and live stream meet exactly.
-            let _ = ch.tx.send(frame);
+            let cut_off = st.fan_out(&frame);
+            drop(st);
+            if trimmed {
+                self.refusals.record(
+                    Refusal::RealtimeHistoryTrimmed,
+                    format_args!("site {site}, channel {channel}"),
+                );
+            }
+            self.record_cut_off(cut_off, site, channel);
             return Ok(id);
         }
     }
 
     /// How many connections are subscribed to a site's channel.
     pub fn count(&self, site: &str, channel: &str) -> usize {
-        self.existing(site, channel)
-            .map(|ch| ch.state.lock().expect("channel lock").subscribers)
-            .unwrap_or(0)
+        let sites = self.sites.lock().expect("hub lock");
+        sites
+            .get(site)
+            .and_then(|s| s.channels.get(channel))
+            .map_or(0, |slot| slot.subscribers)
     }
 
     /// The members of a site's presence channel: `[{id, info}]`.
     pub fn presence(&self, site: &str, channel: &str) -> Vec<Value> {
-        self.existing(site, channel)
-            .map(|ch| {
-                let st = ch.state.lock().expect("channel lock");
-                st.members
-                    .iter()
-                    .map(|(id, info)| frames::member(*id, info))
-                    .collect()
-            })
-            .unwrap_or_default()
+        let ch = {
+            let sites = self.sites.lock().expect("hub lock");
+            sites.get(site).and_then(|s| s.channel(channel))
+        };
+        ch.map(|ch| {
+            let st = ch.state.lock().expect("channel lock");
+            st.members
+                .iter()
+                .map(|(id, info)| frames::member(*id, info))
+                .collect()
+        })
+        .unwrap_or_default()
     }
 
     pub fn stats(&self) -> RealtimeStats {
@@ -242,11 +427,43 @@ impl ChannelHub {
         };
         for site in sites.values() {
             stats.channels += site.channels.len() as u64;
-            for ch in site.channels.values() {
-                stats.subscriptions += ch.state.lock().expect("channel lock").subscribers as u64;
+            for slot in site.channels.values() {
+                stats.subscriptions += slot.subscribers as u64;
             }
         }
         stats
+    }
+
+    /// Drops every channel nobody subscribes to and nobody published on for
+    /// `channel_idle`, with its history, and forgets sites left with no
+    /// channels and no connections. Run periodically (`sweep.rs`).
+    pub fn sweep(&self) -> Swept {
+        let idle = self.limits().channel_idle;
+        let now = Instant::now();
+        let mut swept = Swept::default();
+        let mut sites = self.sites.lock().expect("hub lock");
+        for entry in sites.values_mut() {
+            // Unwatched channels are in order of last use: stop at the
+            // first one used recently.
+            while let Some((_, name)) = entry.unwatched.first_key_value() {
+                let last_used = entry.channels.get(name).map(|slot| slot.last_used);
+                if last_used.is_some_and(|at| now.duration_since(at) < idle) {
+                    break;
+                }
+                let name = name.clone();
+                entry.drop_channel(&name);
+                swept.expired += 1;
+            }
+            if swept.expired > 0 {
+                entry.shrink();
+            }
+            swept.held_bytes += entry.held_bytes();
+        }
+        sites.retain(|_, entry| entry.connections > 0 || !entry.channels.is_empty());
+        if sites.capacity() > 64 && sites.capacity() > 4 * sites.len() {
+            sites.shrink_to_fit();
+        }
+        swept
     }
 
     /// Registers a new connection to `site`, within the per-site limit.
@@ -255,6 +472,11 @@ impl ChannelHub {
         let mut sites = self.sites.lock().expect("hub lock");
         let entry = sites.entry(site.to_string()).or_default();
         if entry.connections >= limit {
+            drop(sites);
+            self.refusals.record(
+                Refusal::RealtimeConnectionsFull,
+                format_args!("site {site}"),
+            );
             return Err(RealtimeError::TooManyConnections { limit });
         }
         entry.connections += 1;
@@ -294,9 +516,11 @@ impl ChannelHub {
         let Some(entry) = sites.get_mut(site) else {
             return;
         };
-        for (_, channel) in entry.channels.drain() {
-            channel.state.lock().expect("channel lock").removed = true;
+        for (_, slot) in entry.channels.drain() {
+            slot.channel.state.lock().expect("channel lock").removed = true;
         }
+        entry.unwatched.clear();
+        *entry.history.lock().expect("history lock") = SiteHistory::default();
         std::mem::replace(&mut entry.removed, watch::channel(false).0).send_replace(true);
         if entry.connections == 0 {
             sites.remove(site);
@@ -308,54 +532,80 @@ impl ChannelHub {
         &self.shutdown
     }
 
-    fn existing(&self, site: &str, channel: &str) -> Option<Arc<Channel>> {
-        let sites = self.sites.lock().expect("hub lock");
-        sites.get(site)?.channels.get(channel).cloned()
-    }
-
-    /// The channel, created if `create` and within the site's limit.
-    fn channel(
+    /// The channel to publish on: found (and noted as used), or created if
+    /// history is kept (otherwise nobody would ever see the message).
+    fn channel_to_publish_on(
         &self,
         site: &str,
         channel: &str,
-        create: bool,
         limits: &RealtimeLimits,
     ) -> Result<Option<Arc<Channel>>, RealtimeError> {
         let mut sites = self.sites.lock().expect("hub lock");
-        if let Some(ch) = sites.get(site).and_then(|s| s.channels.get(channel)) {
-            return Ok(Some(ch.clone()));
+        if let Some(entry) = sites.get_mut(site) {
+            if let Some(ch) = entry.channel(channel) {
+                entry.touch(channel);
+                return Ok(Some(ch));
+            }
         }
-        if !create {
+        if limits.history == 0 {
             return Ok(None);
         }
         let entry = sites.entry(site.to_string()).or_default();
-        Ok(Some(self.create(entry, channel, limits)?))
+        let created = self.create(entry, channel, limits);
+        drop(sites);
+        self.record_refusal(site, &created);
+        created.map(Some)
     }
 
+    /// A new channel in `site`, displacing the least recently used
+    /// unwatched one if the site is full.
     fn create(
         &self,
         site: &mut SiteChannels,
         channel: &str,
         limits: &RealtimeLimits,
     ) -> Result<Arc<Channel>, RealtimeError> {
-        if site.channels.len() >= limits.max_channels_per_site {
+        if !site.make_room(limits.max_channels_per_site) {
             return Err(RealtimeError::TooManyChannels {
                 limit: limits.max_channels_per_site,
             });
         }
+        let name: Arc<str> = channel.into();
+        // Every id handed out so far came before this channel.
+        let forgotten_up_to = self.next_id.load(Ordering::Relaxed).saturating_sub(1);
+        site.history
+            .lock()
+            .expect("history lock")
+            .open(&name, forgotten_up_to);
         let ch = Arc::new(Channel {
-            tx: broadcast::channel(limits.queue_messages).0,
+            name,
+            history: site.history.clone(),
             state: Mutex::new(ChannelState {
                 removed: false,
-                subscribers: 0,
-                history: VecDeque::new(),
-                forgotten_up_to: self.next_id.load(Ordering::Relaxed).saturating_sub(1),
                 last_id: None,
                 members: BTreeMap::new(),
+                outboxes: Vec::new(),
             }),
         });
-        site.channels.insert(channel.to_string(), ch.clone());
+        site.insert(ch.clone());
         Ok(ch)
+    }
+
+    /// Counts a refusal the client is about to be told of.
+    fn record_refusal<T>(&self, site: &str, result: &Result<T, RealtimeError>) {
+        if let Err(RealtimeError::TooManyChannels { .. }) = result {
+            self.refusals
+                .record(Refusal::RealtimeChannelsFull, format_args!("site {site}"));
+        }
+    }
+
+    fn record_cut_off(&self, cut_off: usize, site: &str, channel: &str) {
+        for _ in 0..cut_off {
+            self.refusals.record(
+                Refusal::RealtimeSlowClient,
+                format_args!("site {site}, channel {channel}"),
+            );
+        }
     }
 
     fn subscribe(
@@ -383,33 +633,37 @@ impl ChannelHub {
         };
         let mut sites = self.sites.lock().expect("hub lock");
         let entry = sites.entry(site.to_string()).or_default();
-        let ch = match entry.channels.get(channel) {
-            Some(ch) => ch.clone(),
-            None => self.create(entry, channel, &limits)?,
+        let ch = match entry.channel(channel) {
+            Some(ch) => ch,
+            None => match self.create(entry, channel, &limits) {
+                Ok(ch) => ch,
+                Err(err) => {
+                    drop(sites);
+                    let err = Err(err);
+                    self.record_refusal(site, &err);
+                    return err;
+                }
+            },
         };
+        entry.watch(channel);
         let mut st = ch.state.lock().expect("channel lock");
+        let mut cut_off = 0;
         if let Some(info) = info {
-            // Sent before this client's receiver exists: others see the join,
+            // Sent before this client's queue exists: others see the join,
             // the client itself sees the members list instead.
-            let _ = ch.tx.send(frames::presence_change(
-                channel,
-                "join",
-                frames::member(client, &info),
-            ));
+            let join = frames::presence_change(channel, "join", frames::member(client, &info));
+            cut_off = st.fan_out(&join);
             st.members.insert(client, info);
         }
-        let rx = ch.tx.subscribe();
-        st.subscribers += 1;
-        let (replay, missed) = match since {
-            Some(since) => (
-                st.history
-                    .iter()
-                    .filter(|(id, _)| *id > since)
-                    .map(|(_, m)| m.clone())
-                    .collect(),
-                since < st.forgotten_up_to,
-            ),
-            None => (Vec::new(), false),
+        let (outbox, rx) = queue::queue(limits.queue_messages);
+        st.outboxes.push((client, outbox));
+        let replay = match since {
+            Some(since) => ch
+                .history
+                .lock()
+                .expect("history lock")
+                .replay(channel, since),
+            None => Replay::default(),
         };
         let members = presence.then(|| {
             st.members
@@ -419,12 +673,14 @@ impl ChannelHub {
         });
         let subscription = Subscription {
             rx,
-            replay,
-            missed,
+            replay: replay.messages,
+            missed: replay.missed,
             last_id: st.last_id,
             members,
         };
         drop(st);
+        drop(sites);
+        self.record_cut_off(cut_off, site, channel);
         Ok((subscription, ch))
     }
 
@@ -434,21 +690,25 @@ impl ChannelHub {
     fn unsubscribe(&self, site: &str, channel: &str, ch: &Arc<Channel>, client: u64) {
         let mut sites = self.sites.lock().expect("hub lock");
         let mut st = ch.state.lock().expect("channel lock");
-        st.subscribers = st.subscribers.saturating_sub(1);
+        st.outboxes.retain(|(id, _)| *id != client);
+        let mut cut_off = 0;
         if let Some(info) = st.members.remove(&client) {
-            let _ = ch.tx.send(frames::presence_change(
-                channel,
-                "leave",
-                frames::member(client, &info),
-            ));
+            let leave = frames::presence_change(channel, "leave", frames::member(client, &info));
+            cut_off = st.fan_out(&leave);
         }
-        if st.subscribers == 0 && st.history.is_empty() && !st.removed {
-            st.removed = true;
-            drop(st);
+        let removed = st.removed;
+        drop(st);
+        if !removed {
             if let Some(entry) = sites.get_mut(site) {
-                entry.channels.remove(channel);
+                // Nobody listens and nothing is kept: nothing to wait for.
+                let keeps_nothing = || ch.history.lock().expect("history lock").is_empty(channel);
+                if entry.unwatch(channel) == 0 && keeps_nothing() {
+                    entry.drop_channel(channel);
+                }
             }
         }
+        drop(sites);
+        self.record_cut_off(cut_off, site, channel);
     }
 
     fn disconnect(&self, site: &str) {
@@ -572,6 +832,14 @@ mod tests {
         ))
     }
 
+    /// The next frame waiting in a subscriber's queue.
+    fn next_frame(rx: &mut Inbox) -> Message {
+        match rx.try_recv() {
+            Ok(queue::Delivery::Frame(m)) => m,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
     fn id_of(m: &Message) -> u64 {
         let v: Value = serde_json::from_str(m.to_text().unwrap()).unwrap();
         v["id"].as_u64().unwrap()
@@ -625,7 +893,7 @@ mod tests {
             vec![ids[4]]
         );
         let next = hub.publish("s", "c", &json!("live")).unwrap();
-        assert_eq!(id_of(&sub.rx.try_recv().unwrap()), next);
+        assert_eq!(id_of(&next_frame(&mut sub.rx)), next);
     }
 
     #[test]
@@ -636,7 +904,7 @@ mod tests {
         let mut sa = a.subscribe("c", None, None).unwrap();
         let mut sb = b.subscribe("c", None, None).unwrap();
         hub.publish("a", "c", &json!("for a")).unwrap();
-        assert!(sa.rx.try_recv().is_ok());
+        next_frame(&mut sa.rx);
         assert!(sb.rx.try_recv().is_err());
         assert_eq!(hub.count("a", "c"), 1);
         drop(a);
@@ -657,14 +925,12 @@ mod tests {
             .subscribe("presence-r", None, Some(json!({"name": "bob"})))
             .unwrap();
         assert_eq!(sb.members.as_ref().unwrap().len(), 2);
-        let join: Value =
-            serde_json::from_str(sa.rx.try_recv().unwrap().to_text().unwrap()).unwrap();
+        let join: Value = serde_json::from_str(next_frame(&mut sa.rx).to_text().unwrap()).unwrap();
         assert_eq!(join["event"], "join");
         assert_eq!(join["member"]["info"]["name"], "bob");
         assert_eq!(hub.presence("s", "presence-r").len(), 2);
         drop(b);
-        let leave: Value =
-            serde_json::from_str(sa.rx.try_recv().unwrap().to_text().unwrap()).unwrap();
+        let leave: Value = serde_json::from_str(next_frame(&mut sa.rx).to_text().unwrap()).unwrap();
         assert_eq!(leave["event"], "leave");
         assert_eq!(hub.presence("s", "presence-r").len(), 1);
     }
@@ -699,5 +965,154 @@ mod tests {
             hub.publish("s", "bad name", &json!(1)),
             Err(RealtimeError::BadChannel)
         );
+    }
+
+    fn hub_with(limits: RealtimeLimits) -> Arc<ChannelHub> {
+        Arc::new(ChannelHub::new(limits, Shutdown::new(), Default::default()))
+    }
+
+    #[test]
+    fn a_full_site_gives_the_least_recently_used_unwatched_channel_away() {
+        let hub = hub_with(RealtimeLimits {
+            max_channels_per_site: 3,
+            ..Default::default()
+        });
+        let mut watcher = hub.connect("s").unwrap();
+        watcher.subscribe("watched", None, None).unwrap();
+        let first = hub.publish("s", "one", &json!(1)).unwrap();
+        hub.publish("s", "two", &json!(2)).unwrap();
+        // "one" is used again: "two" is now the least recently used.
+        hub.publish("s", "one", &json!(1)).unwrap();
+        // The site is full; a flood of new channels keeps going, each
+        // displacing the least recently used unwatched one.
+        hub.publish("s", "three", &json!(3)).unwrap();
+        assert_eq!(hub.stats().channels, 3);
+        let mut late = hub.connect("s").unwrap();
+        let sub = late.subscribe("one", Some(first - 1), None).unwrap();
+        assert_eq!(sub.replay.len(), 2, "one kept its history");
+        // (Subscribing creates "two" again, displacing "three".)
+        let sub = late.subscribe("two", Some(0), None).unwrap();
+        assert!(sub.replay.is_empty(), "two was dropped with its history");
+        late.unsubscribe("two").unwrap();
+        assert_eq!(
+            hub.stats().channels,
+            2,
+            "an empty channel nobody watches goes at once"
+        );
+        for i in 0..100 {
+            hub.publish("s", &format!("flood-{i}"), &json!(i)).unwrap();
+        }
+        assert_eq!(hub.stats().channels, 3);
+        assert_eq!(
+            hub.count("s", "watched"),
+            1,
+            "a watched channel is never displaced"
+        );
+        assert_eq!(hub.count("s", "one"), 1);
+
+        // Every channel watched: a new one is refused, and counted.
+        late.subscribe("flood-99", None, None).unwrap();
+        assert_eq!(
+            hub.publish("s", "another", &json!(0)),
+            Err(RealtimeError::TooManyChannels { limit: 3 })
+        );
+        assert!(matches!(
+            watcher.subscribe("another", None, None),
+            Err(RealtimeError::TooManyChannels { .. })
+        ));
+        assert_eq!(hub.refusals.count(Refusal::RealtimeChannelsFull), 2);
+        // One leaves: its channel (with history) is unwatched, and gives way.
+        drop(late);
+        hub.publish("s", "another", &json!(0)).unwrap();
+        assert_eq!(hub.stats().channels, 3);
+    }
+
+    #[test]
+    fn idle_unwatched_channels_expire_with_their_history() {
+        let hub = hub_with(RealtimeLimits {
+            channel_idle: Duration::ZERO,
+            ..Default::default()
+        });
+        let mut a = hub.connect("s").unwrap();
+        a.subscribe("live", None, None).unwrap();
+        hub.publish("s", "live", &json!("kept while watched"))
+            .unwrap();
+        for i in 0..300 {
+            hub.publish("s", &format!("c{i}"), &json!("x".repeat(1000)))
+                .unwrap();
+        }
+        let before = hub.sweep();
+        assert_eq!(before.expired, 300);
+        assert_eq!(hub.stats().channels, 1, "the watched channel stays");
+        assert!(before.held_bytes < 2 * (CHANNEL_COST + 2000), "{before:?}");
+        // Once nobody watches, it goes too, and so does the empty site.
+        drop(a);
+        assert_eq!(hub.sweep().expired, 1);
+        assert_eq!(hub.stats().channels, 0);
+        assert!(hub.sites.lock().unwrap().is_empty());
+
+        // Not yet idle: kept.
+        hub.set_limits(RealtimeLimits::default());
+        hub.publish("s", "fresh", &json!(1)).unwrap();
+        assert_eq!(hub.sweep().expired, 0);
+        assert_eq!(hub.stats().channels, 1);
+    }
+
+    #[test]
+    fn history_is_bounded_in_bytes_per_site_and_trimming_is_counted() {
+        let limits = RealtimeLimits {
+            history: 1000,
+            history_bytes_per_channel: 64 * 1024,
+            history_bytes_per_site: 256 * 1024,
+            max_frame_bytes: 64 * 1024,
+            ..Default::default()
+        };
+        let hub = hub_with(limits);
+        let big = json!("x".repeat(10_000));
+        for i in 0..1000 {
+            hub.publish("s", &format!("c{}", i % 50), &big).unwrap();
+        }
+        let held = hub.sweep().held_bytes;
+        assert!(
+            held <= 256 * 1024 + 50 * CHANNEL_COST,
+            "history holds {held} bytes"
+        );
+        assert!(
+            held > 200 * 1024,
+            "the site bound is used, not wasted: {held}"
+        );
+        assert!(hub.refusals.count(Refusal::RealtimeHistoryTrimmed) > 0);
+        // The newest are what is kept: the last channel published on keeps
+        // its last message, and a subscriber from the start hears of the gap.
+        let mut c = hub.connect("s").unwrap();
+        let sub = c.subscribe("c49", Some(0), None).unwrap();
+        assert!(sub.missed);
+        assert_eq!(sub.replay.len(), 1, "the site bound left c49 its newest");
+        assert_eq!(id_of(sub.replay.last().unwrap()), sub.last_id.unwrap());
+    }
+
+    #[test]
+    fn a_subscriber_a_whole_queue_behind_is_told_and_counted() {
+        let hub = hub_with(RealtimeLimits {
+            queue_messages: 2,
+            ..Default::default()
+        });
+        let mut slow = hub.connect("s").unwrap();
+        let mut sub = slow.subscribe("c", None, None).unwrap();
+        let mut fast = hub.connect("s").unwrap();
+        let mut fast_sub = fast.subscribe("c", None, None).unwrap();
+        for i in 0..5 {
+            hub.publish("s", "c", &json!(i)).unwrap();
+            next_frame(&mut fast_sub.rx);
+        }
+        next_frame(&mut sub.rx);
+        next_frame(&mut sub.rx);
+        assert!(matches!(sub.rx.try_recv(), Ok(queue::Delivery::Lagged)));
+        assert!(sub.rx.try_recv().is_err(), "nothing after the notice");
+        assert_eq!(hub.refusals.count(Refusal::RealtimeSlowClient), 1);
+        // It still counts until its connection leaves.
+        assert_eq!(hub.count("s", "c"), 2);
+        drop(slow);
+        assert_eq!(hub.count("s", "c"), 1);
     }
 }
