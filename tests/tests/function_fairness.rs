@@ -96,13 +96,15 @@ fn calm_is_served_while_hog_floods(hog_source: &str) {
     }
     eprintln!("calm's calls while hog floods: {took:?}");
 
-    // A deploy's syntax check runs on the workers too: not stuck behind hog.
+    // A deploy's syntax check runs on the workers too: not stuck behind
+    // hog. (A deploy is a few requests of faztctl's, hence the larger bound.)
     let started = Instant::now();
     d.deploy_files("calm", &calm);
+    let deploy = started.elapsed();
+    eprintln!("a deploy while hog floods: {deploy:?}");
     assert!(
-        started.elapsed() < CALM_BOUND,
-        "a deploy waited {:?} while hog flooded",
-        started.elapsed()
+        deploy < 2 * CALM_BOUND,
+        "a deploy took {deploy:?} while hog flooded"
     );
 
     // Fair is not shut out: hog's own calls are served meanwhile.
