@@ -147,7 +147,7 @@ impl<J> Scheduler<J> {
         // It just got its first waiting call and has room: its turn comes.
         let became_ready = site.waiting.len() == 1 && site.running < self.shares.site_concurrency;
         if became_ready {
-            let (name, _) = state.sites.get_key_value(name).expect("just inserted");
+            let (name, _) = state.sites.get_key_value(name).expect("the site is active");
             state.ready.push_back(name.clone());
             if state.idle > 0 {
                 self.wake.notify_one();
