@@ -245,14 +245,14 @@ fn start_functions(
     refusals: Arc<Refusals>,
 ) -> Result<FunctionPool> {
     let limits = settings.function_limits();
-    let workers = settings.function_workers.clamp(1, 64) as usize;
     let shared = Shared {
         store: store.clone(),
         logs: Arc::new(SiteLogs::stored_in(store)?),
         realtime: Some(realtime),
         refusals,
     };
-    FunctionPool::start(workers, limits, shared).context("cannot start the function workers")
+    FunctionPool::start(settings.function_pool_size(), limits, shared)
+        .context("cannot start the function workers")
 }
 
 /// Installs the SIGINT and SIGTERM handlers now, and returns what resolves

@@ -198,6 +198,10 @@ settings! {
         "largest request body a function accepts (applies at the next start)";
     function_workers: u64 = 4, within!(1, 64),
         "threads running JavaScript (applies at the next start)";
+    function_site_concurrency: u64 = 0, within!(0, 64),
+        "function calls one site may run at once, so that one busy site cannot starve the others; 0 = all function_workers but one, at least one (applies at the next start)";
+    function_site_queue: u64 = 64, within!(1, crate::functions::pool::QUEUE_DEPTH as u64),
+        "function calls of one site that may wait for a worker; more get 503 with Retry-After (applies at the next start)";
     http_header_timeout_secs: u64 = 20, within!(1, 3_600),
         "seconds a client may take to send a request's head; also how long an idle keep-alive connection stays open";
     http_body_timeout_secs: u64 = 20, within!(1, 3_600),
@@ -286,6 +290,27 @@ impl Settings {
             timeout: Duration::from_millis(self.function_timeout_ms),
             memory_bytes: (self.function_memory_mb as usize).saturating_mul(1024 * 1024),
             stack_bytes: 1024 * 1024,
+        }
+    }
+
+    /// The function workers, and each site's share of them: by default half
+    /// of them (rounded up), so that the other half is free for other sites
+    /// however many calls one site queues; never more than all of them.
+    pub fn function_pool_size(&self) -> crate::functions::PoolSize {
+        let workers = self.function_workers.clamp(1, 64) as usize;
+        let site_concurrency = match self.function_site_concurrency as usize {
+            // One worker stays free for the other sites; a lone busy site
+            // still gets the rest.
+            0 => workers.saturating_sub(1).max(1),
+            n => n.min(workers),
+        };
+        crate::functions::PoolSize {
+            workers,
+            shares: crate::functions::Shares {
+                site_concurrency,
+                site_queue: self.function_site_queue as usize,
+                total_queue: crate::functions::pool::QUEUE_DEPTH,
+            },
         }
     }
 
@@ -423,6 +448,27 @@ mod tests {
                 .unwrap()
                 .default
         );
+    }
+
+    #[test]
+    fn a_site_gets_half_the_function_workers_unless_told() {
+        let size = |workers: u64, per_site: u64| {
+            let settings = Settings {
+                function_workers: workers,
+                function_site_concurrency: per_site,
+                ..Settings::default()
+            };
+            let size = settings.function_pool_size();
+            (size.workers, size.shares.site_concurrency)
+        };
+        assert_eq!(size(4, 0), (4, 3), "the default");
+        assert_eq!(size(5, 0), (5, 4));
+        assert_eq!(size(2, 0), (2, 1));
+        assert_eq!(size(1, 0), (1, 1));
+        assert_eq!(size(4, 3), (4, 3));
+        assert_eq!(size(4, 9), (4, 4), "never more than every worker");
+        let shares = Settings::default().function_pool_size().shares;
+        assert_eq!((shares.site_queue, shares.total_queue), (64, 256));
     }
 
     #[test]

@@ -77,7 +77,21 @@ fn serve(sites: &[Site]) -> TestServer {
         catalog,
         resolver: SiteResolver::new("example.test"),
         started: Instant::now(),
-        functions: Arc::new(faztd::functions::FunctionPool::start(1, limits, shared).unwrap()),
+        functions: Arc::new(
+            faztd::functions::FunctionPool::start(
+                faztd::functions::PoolSize {
+                    workers: 1,
+                    shares: faztd::functions::Shares {
+                        site_concurrency: 1,
+                        site_queue: 64,
+                        total_queue: 256,
+                    },
+                },
+                limits,
+                shared,
+            )
+            .unwrap(),
+        ),
         function_body_limit: 1 << 20,
         header_timeout: Some(std::time::Duration::from_secs(20)),
         body_timeout: std::time::Duration::from_secs(20),

@@ -28,9 +28,20 @@ impl Response {
 
 /// Sends `request` verbatim and reads the response until the server closes.
 pub fn raw(addr: SocketAddr, request: &[u8]) -> std::io::Result<Response> {
+    read_response(send(addr, request)?)
+}
+
+/// Connects and sends `request` verbatim, leaving the answer unread: for a
+/// test that must know its request is on the wire before it goes on.
+pub fn send(addr: SocketAddr, request: &[u8]) -> std::io::Result<TcpStream> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
     stream.write_all(request)?;
+    Ok(stream)
+}
+
+/// Reads the response to what [`send`] sent, until the server closes (20 s at most).
+pub fn read_response(mut stream: TcpStream) -> std::io::Result<Response> {
     let mut data = Vec::new();
     stream.read_to_end(&mut data)?;
     parse(&data)

@@ -92,6 +92,8 @@ pub enum FnError {
     BadModule(String),
     #[error("all function workers are busy")]
     Busy,
+    #[error("the site has as many function calls running and waiting as it may")]
+    SiteBusy,
     #[error("{0}")]
     Internal(String),
 }

@@ -2,7 +2,9 @@
 //! QuickJS (rquickjs) on dedicated worker threads.
 //!
 //! - `routes` maps request paths to modules (file routing, `[param]`s, `main.js`).
-//! - `pool` owns the worker threads and the bounded job queue.
+//! - `pool` owns the worker threads; `scheduler` is what feeds them: a
+//!   bounded queue per site, served in turn, each site with a cap on the
+//!   workers it may hold, so one busy site cannot starve the others.
 //! - `invocation` is what a call is made of: request, answer, error, limits.
 //! - `engine` is one worker's runtime: a reused context per site, fresh module
 //!   instances per request, time/memory/stack limits; `prelude.js` is the
@@ -28,7 +30,9 @@ mod memory;
 mod messages;
 pub mod pool;
 pub mod routes;
+pub mod scheduler;
 
 pub use invocation::{FnError, Limits};
-pub use pool::FunctionPool;
+pub use pool::{FunctionPool, PoolSize};
 pub use routes::FunctionSet;
+pub use scheduler::Shares;

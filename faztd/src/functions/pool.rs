@@ -1,8 +1,10 @@
 //! The function workers: a few OS threads, each with its own QuickJS
-//! runtime, fed from one bounded queue. JavaScript never runs on the tokio
-//! reactor, so a slow or looping function cannot stall static serving.
+//! runtime, fed by the [`Scheduler`]: a bounded queue per site, served in
+//! turn, so that one busy site cannot starve the others. JavaScript never
+//! runs on the tokio reactor, so a slow or looping function cannot stall
+//! static serving.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
@@ -11,26 +13,40 @@ use super::engine::Engine;
 use super::host::{HostContext, RealtimeBridge};
 use super::invocation::{FnError, FnResponse, Invocation, Limits};
 use super::logs::SiteLogs;
+use super::scheduler::{Claim, Refused, Scheduler, Shares};
+use crate::refusals::Refusal;
 use crate::store::Store;
 
-/// Requests waiting for a worker before new ones are turned away (503).
-const QUEUE_DEPTH: usize = 256;
+/// Calls waiting for a worker, all sites together, before new ones are
+/// turned away (503).
+pub const QUEUE_DEPTH: usize = 256;
 /// Each worker's native stack; QuickJS's own limit sits well below it.
 const WORKER_STACK: usize = 16 * 1024 * 1024;
+/// The queue deploys' syntax checks wait in, beside the sites' (a name no
+/// site can have: it has a space).
+const DEPLOY_CHECKS: &str = "deploy checks";
 
 enum Job {
     Invoke(Invocation, oneshot::Sender<Result<FnResponse, FnError>>),
     CheckSyntax(Vec<(String, Vec<u8>)>, oneshot::Sender<Result<(), String>>),
 }
 
+/// How many workers, and how much of them one site may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSize {
+    pub workers: usize,
+    pub shares: Shares,
+}
+
 pub struct FunctionPool {
-    /// Jobs for the workers. `stop` takes it away: once it is dropped (with
-    /// any clone a syntax check holds) the workers run what is queued, see
-    /// the channel disconnected, and end.
-    jobs: RwLock<Option<crossbeam_channel::Sender<Job>>>,
+    /// The calls waiting, per site. `stop` closes it: the workers run what
+    /// is queued, and end.
+    jobs: Arc<Scheduler<Job>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     pub limits: Limits,
     pub logs: Arc<SiteLogs>,
+    /// Where refused calls are counted for status.
+    refusals: Arc<crate::refusals::Refusals>,
 }
 
 /// What the workers need to build each invocation's host context.
@@ -44,39 +60,47 @@ pub struct Shared {
 }
 
 impl FunctionPool {
-    pub fn start(workers: usize, limits: Limits, shared: Shared) -> std::io::Result<FunctionPool> {
-        let (tx, rx) = crossbeam_channel::bounded::<Job>(QUEUE_DEPTH);
+    pub fn start(size: PoolSize, limits: Limits, shared: Shared) -> std::io::Result<FunctionPool> {
+        let jobs = Arc::new(Scheduler::new(size.shares));
         let mut handles = Vec::new();
-        for n in 0..workers.max(1) {
-            let rx = rx.clone();
+        for n in 0..size.workers.max(1) {
+            let jobs = jobs.clone();
             let shared = shared.clone();
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("fazt-js-{n}"))
                     .stack_size(WORKER_STACK)
-                    .spawn(move || worker(rx, limits, shared))?,
+                    .spawn(move || worker(&jobs, limits, shared))?,
             );
         }
         Ok(FunctionPool {
-            jobs: RwLock::new(Some(tx)),
+            jobs,
             workers: Mutex::new(handles),
             limits,
             logs: shared.logs,
+            refusals: shared.refusals,
         })
     }
 
-    /// Runs a function; `Busy` when the queue is full.
+    /// Runs a function; `SiteBusy` when its site's queue is full, `Busy`
+    /// when the queue of all sites is.
     pub async fn invoke(&self, invocation: Invocation) -> Result<FnResponse, FnError> {
         let (tx, rx) = oneshot::channel();
-        {
-            let jobs = self.jobs.read().expect("jobs");
-            let Some(jobs) = jobs.as_ref() else {
-                return Err(FnError::Internal(
-                    "the function workers are stopping".to_string(),
-                ));
-            };
-            jobs.try_send(Job::Invoke(invocation, tx))
-                .map_err(|_| FnError::Busy)?;
+        let set = invocation.set.clone();
+        let site = set.site.as_str();
+        match self.jobs.push(site, Job::Invoke(invocation, tx)) {
+            Ok(()) => {}
+            Err(Refused::SiteFull) => {
+                self.refusals
+                    .record(Refusal::FunctionSiteBusy, format_args!("site {site}"));
+                return Err(FnError::SiteBusy);
+            }
+            Err(Refused::QueueFull) => {
+                self.refusals
+                    .record(Refusal::FunctionQueueFull, format_args!("site {site}"));
+                return Err(FnError::Busy);
+            }
+            Err(Refused::Closed) => return Err(stopping()),
         }
         rx.await
             .map_err(|_| FnError::Internal("the function worker stopped".to_string()))?
@@ -85,50 +109,54 @@ impl FunctionPool {
     /// Ends the workers once they have run what is queued, and waits for
     /// them (blocking): afterwards nothing of theirs holds the database.
     pub fn stop(&self) {
-        drop(self.jobs.write().expect("jobs").take());
+        self.jobs.close();
         let workers = std::mem::take(&mut *self.workers.lock().expect("workers"));
         for worker in workers {
             let _ = worker.join();
         }
     }
 
-    /// Compiles sources without running them (deploy-time check).
+    /// Compiles sources without running them (deploy-time check). A deploy
+    /// is never refused for room: it has a queue of its own, bounded by the
+    /// deploys under way, and takes its turn beside the sites'.
     pub async fn check_syntax(&self, sources: Vec<(String, Vec<u8>)>) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
-        // A deploy waits for room in the queue rather than being refused as
-        // busy; the wait happens on a blocking thread, not the reactor.
-        let jobs = self
-            .jobs
-            .read()
-            .expect("jobs")
-            .clone()
-            .ok_or("the function workers are stopping")?;
-        tokio::task::spawn_blocking(move || jobs.send(Job::CheckSyntax(sources, tx)).is_ok())
-            .await
-            .map_err(|e| format!("the syntax check could not be queued: {e}"))?
-            .then_some(())
-            .ok_or("the function workers are gone")?;
+        self.jobs
+            .push_unbounded(DEPLOY_CHECKS, Job::CheckSyntax(sources, tx))
+            .map_err(|_| stopping().to_string())?;
         rx.await
             .map_err(|_| "the function worker stopped".to_string())?
     }
 }
 
-fn worker(jobs: crossbeam_channel::Receiver<Job>, limits: Limits, shared: Shared) {
+fn stopping() -> FnError {
+    FnError::Internal("the function workers are stopping".to_string())
+}
+
+fn worker(jobs: &Scheduler<Job>, limits: Limits, shared: Shared) {
     let mut engine: Option<Engine> = None;
+    // The place of the call this worker ran last: its site's share is held
+    // until the clean-up after it (work it left running) is over too.
+    let mut done: Option<Claim<'_, Job>> = None;
     loop {
-        // With nothing queued, get the next context ready before waiting.
-        if jobs.is_empty() {
-            if engine.is_none() {
-                engine = Engine::new(limits, shared.store.clone()).ok();
+        let (claim, job) = match jobs.try_next(done.take()) {
+            Some(next) => next,
+            None => {
+                // With nothing to run, get the next context ready, then wait.
+                if engine.is_none() {
+                    engine = Engine::new(limits, shared.store.clone()).ok();
+                }
+                if let Some(engine) = engine.as_mut() {
+                    engine.prepare();
+                }
+                // Queued calls are run before `stop`'s close ends the loop.
+                match jobs.next() {
+                    Some(next) => next,
+                    None => break,
+                }
             }
-            if let Some(engine) = engine.as_mut() {
-                engine.prepare();
-            }
-        }
-        // Queued jobs are received before the disconnect that `stop` causes.
-        let Ok(job) = jobs.recv() else {
-            break;
         };
+        done = Some(claim);
         let current = match engine.take() {
             Some(e) => Ok(e),
             None => Engine::new(limits, shared.store.clone()),

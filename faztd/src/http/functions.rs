@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::json;
-use warp::http::header::{HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use warp::http::header::{
+    HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER,
+};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
@@ -140,6 +142,16 @@ fn is_framing(name: &HeaderName) -> bool {
         || matches!(name.as_str(), "keep-alive" | "proxy-connection")
 }
 
+/// A call refused for want of room: 503 and a hint to come back in a
+/// second. Counted in status (by the pool), not written to the site's log:
+/// a flood of them must not push out the lines that matter.
+fn busy(why: &str) -> Response {
+    let mut res = responses::json(StatusCode::SERVICE_UNAVAILABLE, &json!({ "error": why }));
+    res.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    res
+}
+
 /// The client gets a short JSON error; the site's log gets the details.
 fn failure(pool: &FunctionPool, site: &str, module: &str, err: FnError) -> Response {
     let limits = pool.limits;
@@ -158,9 +170,9 @@ fn failure(pool: &FunctionPool, site: &str, module: &str, err: FnError) -> Respo
                 limits.memory_bytes / (1024 * 1024)
             ),
         ),
-        FnError::Busy => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "all function workers are busy; try again shortly".to_string(),
+        FnError::Busy => return busy("all function workers are busy; try again shortly"),
+        FnError::SiteBusy => return busy(
+            "the site is busy: it has as many function calls running and waiting as it may; try again shortly",
         ),
         FnError::Exception(_) | FnError::BadModule(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
