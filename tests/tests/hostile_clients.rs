@@ -228,6 +228,18 @@ fn a_flood_of_half_sent_heads_is_bounded_and_given_back() {
         "a normal request took {:?} during the flood",
         started.elapsed()
     );
+    // The operator is not locked out either: the control socket answers.
+    let started = Instant::now();
+    let status = d.ctl(&["status", "--json"]).ok().json();
+    assert!(
+        status["daemon"]["refusals"].is_object(),
+        "faztctl status during the flood: {status}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "faztctl status took {:?} during the flood",
+        started.elapsed()
+    );
     // Each held head is bounded by the 64 KiB cap (plus the connection's
     // own buffers): well under what 2,000 × 370 KB heads once held.
     let held_mib = during.saturating_sub(before) / 1024;
