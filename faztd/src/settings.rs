@@ -228,6 +228,8 @@ settings! {
         "most realtime channels one site may have at once";
     realtime_queue_messages: u64 = 512, within!(1, 65_536),
         "messages a realtime client may fall behind on a channel before it is disconnected (new subscriptions)";
+    realtime_queue_bytes: u64 = 4 * 1024 * 1024, within!(64 * 1024, 1 << 30),
+        "bytes of messages one realtime connection may have waiting, all its channels together, before it is disconnected (new connections)";
     realtime_heartbeat_secs: u64 = 30, within!(1, 3_600),
         "seconds between WebSocket pings; a client silent for two is dropped";
 }
@@ -334,6 +336,7 @@ impl Settings {
             max_subscriptions: n(self.realtime_max_subscriptions),
             max_channels_per_site: n(self.realtime_max_channels_per_site),
             queue_messages: n(self.realtime_queue_messages),
+            queue_bytes: n(self.realtime_queue_bytes),
             heartbeat: Duration::from_secs(self.realtime_heartbeat_secs),
             handshake_timeout: Duration::from_secs(self.http_header_timeout_secs),
         }

@@ -313,3 +313,56 @@ async fn websockets_count_against_the_connection_caps() {
     })
     .await;
 }
+
+/// (f) A client that subscribes widely and never reads: frames are shared,
+/// but every frame waiting in its queues stays alive for it. All its queues
+/// together are bounded by `realtime_queue_bytes`; past that it is cut off
+/// (and counted), while a reading subscriber is served throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_cannot_hold_frames_beyond_its_byte_budget() {
+    let d = Faztd::start_with(&[
+        ("realtime_queue_bytes", "65536"),
+        // No history: what is kept is what the queues keep.
+        ("realtime_history", "0"),
+    ]);
+    let _site = chat_site(&d, "chat");
+    let mut lobby = client(&d, "chat").await;
+    lobby.subscribe("chat-lobby").await;
+    let mut speaker = client(&d, "chat").await;
+    for seq in 0..20 {
+        speaker.publish("chat-lobby", json!({ "seq": seq })).await;
+        lobby.recv_type("message").await;
+    }
+    const CHANNELS: u64 = 50;
+    let mut sleeper = client(&d, "chat").await;
+    for n in 0..CHANNELS {
+        sleeper.subscribe(&format!("chat-{n}")).await;
+    }
+    // From here on `sleeper` is never read: the kernel's buffers fill, and
+    // then its queues.
+    let before = d.rss_kib();
+    let pad = "x".repeat(60_000);
+    let mut during = before;
+    for seq in 0..1000u64 {
+        let channel = format!("chat-{}", seq % CHANNELS);
+        speaker
+            .publish(&channel, json!({ "seq": seq, "pad": pad }))
+            .await;
+        if seq % 100 == 99 {
+            speaker.publish("chat-lobby", json!({ "seq": seq })).await;
+            let m = lobby.recv_type("message").await;
+            assert_eq!(m["data"]["seq"], seq, "the reading subscriber is served");
+            during = during.max(d.rss_kib());
+        }
+    }
+    // 60 MB went to a client that reads nothing: without the budget its
+    // queues (512 frames each) would have kept most of it.
+    let grown_mib = during.saturating_sub(before) / 1024;
+    eprintln!("RSS: {before} KiB before, {during} KiB at most during");
+    assert!(
+        grown_mib < 24,
+        "a client that never reads made the daemon keep {grown_mib} MiB"
+    );
+    assert!(d.refused("realtime_slow_client") > 0);
+    drop(sleeper);
+}

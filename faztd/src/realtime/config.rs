@@ -27,6 +27,11 @@ pub struct RealtimeLimits {
     /// How many messages a subscriber may fall behind before it is cut off.
     /// Applies to subscriptions made after a change.
     pub queue_messages: usize,
+    /// How many bytes of frames may wait for one connection, all its
+    /// subscriptions together, before it is cut off the same way: frames
+    /// are shared, but a client that never reads must not keep thousands
+    /// of large ones alive. Applies to connections made after a change.
+    pub queue_bytes: usize,
     /// Server pings this often; a client silent for two periods is dropped,
     /// and a write stalled this long ends the connection.
     pub heartbeat: Duration,
@@ -48,6 +53,7 @@ impl Default for RealtimeLimits {
             max_subscriptions: 100,
             max_channels_per_site: 10_000,
             queue_messages: 512,
+            queue_bytes: 4 * 1024 * 1024,
             heartbeat: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(20),
         }

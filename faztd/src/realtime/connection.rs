@@ -226,8 +226,17 @@ impl Connection {
             Ending::Oversized(reason) => (Some((1009, reason)), true),
             Ending::Gone => (None, false),
         };
-        if let Some((code, reason)) = close {
+        if let Some((code, mut reason)) = close {
             tracing::debug!(site = self.client.site(), client = self.client.id(), code, %reason, "closing websocket");
+            // RFC 6455 §5.5: a control frame's payload is at most 125 bytes,
+            // two of them the code.
+            if reason.len() > 123 {
+                let cut = (0..=123)
+                    .rev()
+                    .find(|&i| reason.is_char_boundary(i))
+                    .unwrap_or(0);
+                reason.truncate(cut);
+            }
             let frame = CloseFrame {
                 code: CloseCode::from(code),
                 reason: reason.into(),
@@ -324,7 +333,7 @@ impl Connection {
             let mut count = 0;
             while let Some((channel, item)) = next.take() {
                 match item {
-                    Delivery::Frame(message) => self.ws.feed(message).await?,
+                    Delivery::Frame(queued) => self.ws.feed(queued.into_message()).await?,
                     Delivery::Lagged => {
                         lagged = Some(channel);
                         break;
@@ -342,10 +351,14 @@ impl Connection {
             Ok(Err(_)) | Err(_) => return Err(Ending::Gone),
         }
         if let Some(channel) = lagged {
-            let queue = self.client.hub().limits().queue_messages;
+            let limits = self.client.hub().limits();
             return Err(Ending::Close(
                 CLOSE_TOO_SLOW,
-                format!("too slow: fell {queue} messages behind on {channel} (the queue's length)"),
+                format!(
+                    "too slow: fell {} messages or {} KiB behind (on {channel})",
+                    limits.queue_messages,
+                    limits.queue_bytes / 1024
+                ),
             ));
         }
         Ok(())

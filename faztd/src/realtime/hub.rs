@@ -486,6 +486,7 @@ impl ChannelHub {
             site: site.to_string(),
             id: self.next_client.fetch_add(1, Ordering::Relaxed),
             channels: HashMap::new(),
+            budget: queue::Budget::new(self.limits().queue_bytes),
             shutdown: self.shutdown.clone(),
             site_removed: entry.removed.subscribe(),
         })
@@ -613,6 +614,7 @@ impl ChannelHub {
         site: &str,
         channel: &str,
         client: u64,
+        budget: &Arc<queue::Budget>,
         since: Option<u64>,
         info: Option<Value>,
     ) -> Result<(Subscription, Arc<Channel>), RealtimeError> {
@@ -655,7 +657,7 @@ impl ChannelHub {
             cut_off = st.fan_out(&join);
             st.members.insert(client, info);
         }
-        let (outbox, rx) = queue::queue(limits.queue_messages);
+        let (outbox, rx) = queue::queue(limits.queue_messages, budget);
         st.outboxes.push((client, outbox));
         let replay = match since {
             Some(since) => ch
@@ -732,6 +734,8 @@ pub struct ClientHandle {
     id: u64,
     /// Subscribed channels, by name, with the very channel subscribed to.
     channels: HashMap<String, Arc<Channel>>,
+    /// The bytes of frames waiting for this connection, all channels together.
+    budget: Arc<queue::Budget>,
     shutdown: Shutdown,
     site_removed: watch::Receiver<bool>,
 }
@@ -783,9 +787,9 @@ impl ClientHandle {
         if self.channels.len() >= limit {
             return Err(RealtimeError::TooManySubscriptions { limit });
         }
-        let (sub, ch) = self
-            .hub
-            .subscribe(&self.site, channel, self.id, since, info)?;
+        let (sub, ch) =
+            self.hub
+                .subscribe(&self.site, channel, self.id, &self.budget, since, info)?;
         self.channels.insert(channel.to_string(), ch);
         Ok(sub)
     }
@@ -835,7 +839,7 @@ mod tests {
     /// The next frame waiting in a subscriber's queue.
     fn next_frame(rx: &mut Inbox) -> Message {
         match rx.try_recv() {
-            Ok(queue::Delivery::Frame(m)) => m,
+            Ok(queue::Delivery::Frame(m)) => m.into_message(),
             other => panic!("expected a frame, got {other:?}"),
         }
     }
