@@ -111,31 +111,34 @@ mod tests {
     #[test]
     fn bad_names_are_refused_with_a_reason() {
         use DomainNameError::*;
-        let cases: &[(&str, fn(&DomainNameError) -> bool)] = &[
-            ("", |e| matches!(e, Empty)),
-            ("http://example.org/", |e| matches!(e, Url(_))),
-            ("example.org/blog", |e| matches!(e, Url(_))),
-            ("example.org:8080", |e| matches!(e, Port(_))),
-            ("example", |e| matches!(e, NoDot(_))),
-            ("localhost", |e| matches!(e, Localhost(_))),
-            ("blog.localhost", |e| matches!(e, Localhost(_))),
-            ("BLOG.LOCALHOST.", |e| matches!(e, Localhost(_))),
-            ("192.0.2.1", |e| matches!(e, IpAddress(_))),
-            ("::1", |e| matches!(e, IpAddress(_))),
-            ("[::1]", |e| matches!(e, IpAddress(_))),
-            ("example.123", |e| matches!(e, IpAddress(_))),
-            ("-bad.example.org", |e| matches!(e, Invalid(_))),
-            ("bad-.example.org", |e| matches!(e, Invalid(_))),
-            ("a..b", |e| matches!(e, Invalid(_))),
-            ("example.org..", |e| matches!(e, Invalid(_))),
-            (".example.org", |e| matches!(e, Invalid(_))),
-            ("ex ample.org", |e| matches!(e, Invalid(_))),
-            ("under_score.org", |e| matches!(e, Invalid(_))),
-            ("bücher.example", |e| matches!(e, Invalid(_))),
+        // Each case with the kind of refusal it gets (the quoted text aside).
+        let x = String::new;
+        let cases = [
+            ("", Empty),
+            ("http://example.org/", Url(x())),
+            ("example.org/blog", Url(x())),
+            ("example.org:8080", Port(x())),
+            ("example", NoDot(x())),
+            ("localhost", Localhost(x())),
+            ("blog.localhost", Localhost(x())),
+            ("BLOG.LOCALHOST.", Localhost(x())),
+            ("192.0.2.1", IpAddress(x())),
+            ("::1", IpAddress(x())),
+            ("[::1]", IpAddress(x())),
+            ("example.123", IpAddress(x())),
+            ("-bad.example.org", Invalid(x())),
+            ("bad-.example.org", Invalid(x())),
+            ("a..b", Invalid(x())),
+            ("example.org..", Invalid(x())),
+            (".example.org", Invalid(x())),
+            ("ex ample.org", Invalid(x())),
+            ("under_score.org", Invalid(x())),
+            ("bücher.example", Invalid(x())),
         ];
         for (text, expected) in cases {
             let err = normalize_domain_name(text).unwrap_err();
-            assert!(expected(&err), "{text:?} gave {err:?}");
+            let same_kind = std::mem::discriminant(&err) == std::mem::discriminant(&expected);
+            assert!(same_kind, "{text:?} gave {err:?}, not {expected:?}");
         }
         let long_label = format!("{}.org", "a".repeat(64));
         assert!(matches!(
