@@ -5,8 +5,10 @@
 //! - a field may be **added** to a wire struct, or an argument to a method,
 //!   if it is an `Option` or carries `#[serde(default)]`: an older peer
 //!   ignores it, and a newer peer reading an older one gets the default;
-//! - a **method** may be added: an older daemon answers it with an error
-//!   the client can word ("upgrade faztd");
+//! - a **method** may be added: an older daemon cannot read it and closes
+//!   the connection without an answer, which faztctl words as "upgrade
+//!   faztd" for methods added since protocol 3 began (`client::answer_added`
+//!   in faztctl; `domain_add`, `domain_remove` and `domains` are such);
 //! - removing or renaming a field, an argument or a method, or changing a
 //!   type, needs a `PROTOCOL_VERSION` bump.
 //!

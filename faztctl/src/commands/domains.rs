@@ -14,10 +14,11 @@ use crate::output::{self, colored};
 
 pub async fn add(socket: &Path, site: &str, domain: &str, json: bool) -> Result<ExitCode> {
     let d = daemon(socket).await?;
-    let added = client::answer(
+    let added = client::answer_added(
         d.client
             .domain_add(client::quick(), site.to_string(), domain.to_string())
             .await,
+        "domain add",
     )?;
     if json {
         output::print_json(&added)?;
@@ -35,10 +36,11 @@ pub async fn add(socket: &Path, site: &str, domain: &str, json: bool) -> Result<
 
 pub async fn remove(socket: &Path, domain: &str) -> Result<ExitCode> {
     let d = daemon(socket).await?;
-    let removed = client::answer(
+    let removed = client::answer_added(
         d.client
             .domain_remove(client::quick(), domain.to_string())
             .await,
+        "domain rm",
     )?;
     println!("{} no longer serves {}", removed.domain, removed.site);
     Ok(ExitCode::SUCCESS)
@@ -46,10 +48,11 @@ pub async fn remove(socket: &Path, domain: &str) -> Result<ExitCode> {
 
 pub async fn list(socket: &Path, site: Option<&str>, json: bool) -> Result<ExitCode> {
     let d = daemon(socket).await?;
-    let domains = client::answer(
+    let domains = client::answer_added(
         d.client
             .domains(client::quick(), site.map(str::to_string))
             .await,
+        "domain list",
     )?;
     if json {
         output::print_json(&domains)?;
