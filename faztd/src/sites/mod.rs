@@ -2,13 +2,14 @@
 //!
 //! Every change to which versions exist or are live — a deploy's commit, a
 //! rollback, a removal — and to which custom domains serve a site, and the
-//! garbage collection that follows, goes through [`Sites`]. It takes the write lock that orders them, changes the
-//! store in one transaction, and then tells its [`SiteListener`]s (the
-//! serving catalog, the realtime hub, the function logs) and its
-//! [`DomainListener`]s (the HTTP host routing, later the TLS certificates)
-//! what changed, in order, before the caller hears back. So a control request, and later the
-//! dashboard or a cluster peer, is a thin adapter: it checks its input,
-//! calls one method here, and words the answer.
+//! garbage collection that follows, goes through [`Sites`]. It takes the
+//! write lock that orders them, changes the store in one transaction, and
+//! then tells its [`SiteListener`]s (the serving catalog, the realtime hub,
+//! the function logs) and its [`DomainListener`]s (the HTTP host routing,
+//! later the TLS certificates) what changed, in order, before the caller
+//! hears back. So a control request, and later the dashboard or a cluster
+//! peer, is a thin adapter: it checks its input, calls one method here, and
+//! words the answer.
 //!
 //! Invariants:
 //! - The live version of a site only changes here, under `lock`, in one
@@ -310,9 +311,12 @@ impl Sites {
         let _guard = self.lock.lock().await;
         self.blocking(move |s| {
             let domains = s.store.remove_site(&site)?;
-            for domain in domains {
+            // The domains go first, so no view routes a name to a site it
+            // no longer has. (A name the store held that is not one never
+            // reached a view: `start` would have refused it.)
+            for domain in domains.iter().filter_map(|d| stored_domain(d).ok()) {
                 s.announce_domain(&DomainChange::Removed {
-                    domain: stored_domain(&domain)?,
+                    domain,
                     site: site.clone(),
                 });
             }
