@@ -37,6 +37,13 @@ pub fn site_name(text: &str) -> Result<String, String> {
     }
 }
 
+/// A custom domain's name (`fazt_proto::normalize_domain_name`), in its
+/// normal form: lower case, no trailing dot. Whether it is the instance's
+/// own domain, or taken, only the daemon can say.
+pub fn domain_name(text: &str) -> Result<String, String> {
+    fazt_proto::normalize_domain_name(text).map_err(|err| err.to_string())
+}
+
 /// A site version as `history` prints it (`v5`), or as the bare number (`5`).
 pub fn version(text: &str) -> Result<u64, String> {
     let digits = text
@@ -148,6 +155,16 @@ mod tests {
         assert_eq!((a.name.as_str(), a.value.as_str()), ("K", "a=b"));
         assert!(assignment("BADNAME").is_err());
         assert!(assignment("1X=y").is_err());
+    }
+
+    #[test]
+    fn domain_names_are_normalised_or_refused_with_the_rule() {
+        assert_eq!(domain_name("Example.ORG.").as_deref(), Ok("example.org"));
+        assert!(domain_name("example").unwrap_err().contains("has no dot"));
+        assert!(domain_name("https://example.org/")
+            .unwrap_err()
+            .contains("give the name alone"));
+        assert!(domain_name("127.0.0.1").unwrap_err().contains("IP address"));
     }
 
     #[test]

@@ -110,6 +110,25 @@ pub fn long() -> tarpc::context::Context {
     context(Duration::from_secs(30 * 60))
 }
 
+/// Like [`answer`], for a method added to the protocol after it began
+/// (`command` names it as typed, e.g. `domain add`): a faztd built before
+/// the method cannot read the request and hangs up, so a lost connection
+/// there most likely means an older faztd.
+pub fn answer_added<T>(
+    result: Result<Result<T, RpcError>, tarpc::client::RpcError>,
+    command: &str,
+) -> Result<T> {
+    match result {
+        Err(tarpc::client::RpcError::Shutdown) | Err(tarpc::client::RpcError::Channel(_)) => bail!(
+            "faztd hung up on `faztctl {command}`: it is probably older than this faztctl ({}) \
+             and does not know the command; upgrade faztd (`faztctl upgrade`; \
+             `faztctl status` shows both versions)",
+            fazt_proto::FAZT_VERSION
+        ),
+        other => answer(other),
+    }
+}
+
 /// Flattens a transport error and a daemon error into one, with context.
 pub fn answer<T>(result: Result<Result<T, RpcError>, tarpc::client::RpcError>) -> Result<T> {
     match result {

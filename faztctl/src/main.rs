@@ -27,6 +27,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 ///   faztctl sites                       list the sites and their URLs
 ///   faztctl rollback my-site            go back to the previous version
 ///   faztctl rollback my-site v5         make v5 live (as `faztctl history` lists it)
+///   faztctl domain add my-site example.org   serve my-site at your own domain too
 ///   faztctl status --json               everything about the daemon, for scripts
 ///   faztctl @prod deploy ./my-site      the same against a remote, through ssh
 ///   faztctl deploy ./my-site --to prod,local   several instances at once
@@ -141,6 +142,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve a site at a domain of your own (example.org), besides NAME.DOMAIN
+    ///
+    /// First point the name's DNS at this machine: an A record (IPv4) and/or
+    /// an AAAA record (IPv6) for example.org holding this machine's public
+    /// address. Then tell faztd which site it serves:
+    ///
+    ///   faztctl domain add blog example.org       example.org serves site blog
+    ///   faztctl domain add blog www.example.org   a site may have several names
+    ///   faztctl domain list                       every custom domain, its site and URL
+    ///   faztctl domain rm example.org             stop serving example.org
+    ///
+    /// A name serves one site at most; removing a site removes its names.
+    /// The instance's own domain and NAME.DOMAIN route already and cannot be
+    /// added. Browsers ask port 80 (443 for HTTPS): faztd listens there, or a
+    /// proxy in front of it forwards to it.
+    #[command(verbatim_doc_comment)]
+    Domain {
+        #[command(subcommand)]
+        command: DomainCommand,
+    },
     /// Manage a site's environment, read by functions with fazt.env.get(NAME)
     Env {
         #[command(subcommand)]
@@ -251,6 +272,37 @@ enum SiteCommand {
         /// Do not ask for confirmation
         #[arg(long, short)]
         yes: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DomainCommand {
+    /// Serve SITE at DOMAIN too: faztctl domain add blog example.org
+    Add {
+        /// The site to serve
+        #[arg(value_parser = args::site_name)]
+        site: String,
+        /// The name, e.g. example.org (its DNS should point at this machine)
+        #[arg(value_parser = args::domain_name)]
+        domain: String,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop serving a custom domain: faztctl domain rm example.org
+    Rm {
+        /// The name to remove
+        #[arg(value_parser = args::domain_name)]
+        domain: String,
+    },
+    /// List the custom domains, their sites, URLs and certificates
+    List {
+        /// Only this site's domains
+        #[arg(value_parser = args::site_name)]
+        site: Option<String>,
+        /// Print JSON: domain, site, added_at, url, certificate (null without HTTPS)
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -503,6 +555,15 @@ async fn dispatch(
             );
             Ok(ExitCode::from(2))
         }
+        Command::Domain {
+            command: DomainCommand::Add { site, domain, json },
+        } => commands::domains::add(&socket, &site, &domain, json).await,
+        Command::Domain {
+            command: DomainCommand::Rm { domain },
+        } => commands::domains::remove(&socket, &domain).await,
+        Command::Domain {
+            command: DomainCommand::List { site, json },
+        } => commands::domains::list(&socket, site.as_deref(), json).await,
         Command::Env {
             command: EnvCommand::List { site, show, json },
         } => commands::functions::env_list(&socket, &site, show, json).await,

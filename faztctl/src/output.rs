@@ -68,6 +68,19 @@ pub fn ago(unix_secs: u64) -> String {
     duration(now.saturating_sub(unix_secs)) + " ago"
 }
 
+/// How far a unix timestamp is from now: `in 5d 2h`, or `3m ago`.
+pub fn from_now(unix_secs: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if unix_secs >= now {
+        format!("in {}", duration(unix_secs - now))
+    } else {
+        ago(unix_secs)
+    }
+}
+
 /// A short human duration: `42s`, `5m`, `3h 2m`, `4d 1h`.
 pub fn duration(secs: u64) -> String {
     match secs {

@@ -24,7 +24,7 @@ use crate::refusals::Refusals;
 use crate::seed;
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
-use crate::sites::{SiteListener, Sites};
+use crate::sites::{DomainListener, Listeners, SiteListener, Sites};
 use crate::store::Store;
 use crate::systemd::notify;
 use crate::urls;
@@ -127,16 +127,27 @@ pub async fn run(
         realtime.clone(),
         refusals.clone(),
     )?);
+    // Hosts route by rule, then by the custom domains it follows.
+    let resolver = SiteResolver::new(&decision.domain);
     // The views that follow every site change, in the order they are told.
-    let listeners: Vec<Arc<dyn SiteListener>> =
+    let site_views: Vec<Arc<dyn SiteListener>> =
         vec![catalog.clone(), realtime.clone(), functions.logs.clone()];
-    let sites = Sites::new(store.clone(), Some(functions.clone()), listeners);
+    let domain_views: Vec<Arc<dyn DomainListener>> = vec![resolver.custom_domains().clone()];
+    let sites = Sites::new(
+        store.clone(),
+        Some(functions.clone()),
+        &decision.domain,
+        Listeners {
+            sites: site_views,
+            domains: domain_views,
+        },
+    );
     // Loads every live site into the views, and collects the leftovers of
     // deploys interrupted by a crash or a killed client.
     sites.start().await.context("cannot load the sites")?;
     let state = Arc::new(HttpState {
         catalog: catalog.clone(),
-        resolver: SiteResolver::new(&decision.domain),
+        resolver,
         started,
         functions: functions.clone(),
         function_body_limit: settings.function_body_bytes,

@@ -37,6 +37,11 @@ impl Instance {
         crate::urls::site_urls(self.listen, &self.domain.domain, site)
     }
 
+    /// Where a custom domain serves its site (see `urls`).
+    pub fn domain_url(&self, domain: &str) -> String {
+        crate::urls::custom_domain_url(self.listen, domain)
+    }
+
     /// The one address to show when only one fits.
     pub fn site_url(&self, site: &str) -> String {
         self.site_urls(site).primary().to_string()

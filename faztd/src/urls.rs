@@ -26,10 +26,7 @@ impl SiteUrls {
 }
 
 pub fn site_urls(listen: SocketAddr, domain: &str, site: &str) -> SiteUrls {
-    let port = match listen.port() {
-        80 => String::new(),
-        p => format!(":{p}"),
-    };
+    let port = port_suffix(listen);
     let local_host = match site {
         "root" => "localhost".to_string(),
         name => format!("{name}.localhost"),
@@ -49,6 +46,20 @@ pub fn site_urls(listen: SocketAddr, domain: &str, site: &str) -> SiteUrls {
         format!("http://{host}{port}/")
     });
     SiteUrls { local, public }
+}
+
+/// Where a custom domain (`example.org`) serves its site: wherever its DNS
+/// points, on the port faztd listens on.
+pub fn custom_domain_url(listen: SocketAddr, domain: &str) -> String {
+    format!("http://{domain}{}/", port_suffix(listen))
+}
+
+/// `:PORT` in a URL, or nothing for HTTP's default port.
+fn port_suffix(listen: SocketAddr) -> String {
+    match listen.port() {
+        80 => String::new(),
+        p => format!(":{p}"),
+    }
 }
 
 /// How the listen address reads in the banner.
@@ -97,5 +108,9 @@ mod tests {
         );
         // A local-only domain is no public address.
         assert_eq!(urls("0.0.0.0:8080", "localhost", "blog").public, None);
+        // A custom domain is where its DNS points, on faztd's port.
+        let at = |listen: &str| custom_domain_url(listen.parse().unwrap(), "example.org");
+        assert_eq!(at("0.0.0.0:80"), "http://example.org/");
+        assert_eq!(at("127.0.0.1:8080"), "http://example.org:8080/");
     }
 }

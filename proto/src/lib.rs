@@ -2,16 +2,19 @@
 //!
 //! This crate knows nothing of redb, warp or QuickJS. It holds the release
 //! and protocol versions, the rules that find the data directory and the
-//! control socket, site-name rules, and the tarpc service with its wire types.
+//! control socket, site-name and domain-name rules, and the tarpc service
+//! with its wire types.
 //!
 //! Wire format: tarpc over a length-delimited Unix socket, encoded as CBOR
 //! ([`wire`]; see ARCHITECTURE.md for why, and `service.rs` for the rules
 //! that let the protocol grow).
 
+pub mod domain_name;
 pub mod paths;
 pub mod service;
 pub mod wire;
 
+pub use domain_name::{normalize_domain_name, DomainNameError};
 pub use service::*;
 
 /// The version of the Fazt release these crates were built from.

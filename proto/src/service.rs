@@ -5,8 +5,10 @@
 //! - a field may be **added** to a wire struct, or an argument to a method,
 //!   if it is an `Option` or carries `#[serde(default)]`: an older peer
 //!   ignores it, and a newer peer reading an older one gets the default;
-//! - a **method** may be added: an older daemon answers it with an error
-//!   the client can word ("upgrade faztd");
+//! - a **method** may be added: an older daemon cannot read it and closes
+//!   the connection without an answer, which faztctl words as "upgrade
+//!   faztd" for methods added since protocol 3 began (`client::answer_added`
+//!   in faztctl; `domain_add`, `domain_remove` and `domains` are such);
 //! - removing or renaming a field, an argument or a method, or changing a
 //!   type, needs a `PROTOCOL_VERSION` bump.
 //!
@@ -287,6 +289,47 @@ pub struct RestartTicket {
     pub job: String,
 }
 
+/// A custom domain: a name of the user's own (`example.org`) that serves
+/// a site, as well as its `NAME.DOMAIN`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DomainInfo {
+    /// The name, normalised (lower case, no trailing dot).
+    pub domain: String,
+    pub site: String,
+    /// When it was added, in seconds since the epoch.
+    pub added_at: u64,
+    /// Where the site answers at this name, e.g. `http://example.org/`.
+    pub url: String,
+    /// The name's HTTPS certificate; `None` while the instance serves plain
+    /// HTTP (or its certificate was never ordered).
+    #[serde(default)]
+    pub certificate: Option<CertificateInfo>,
+}
+
+/// What is known of one name's certificate. Every field may be missing:
+/// a certificate not yet issued has an error or nothing at all.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CertificateInfo {
+    /// When the certificate expires, in seconds since the epoch.
+    #[serde(default)]
+    pub valid_until: Option<u64>,
+    /// When faztd will next try to renew it, in seconds since the epoch.
+    #[serde(default)]
+    pub next_renewal: Option<u64>,
+    /// Why the last order or renewal failed, if it did.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// What `domain_add` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DomainAdded {
+    pub domain: DomainInfo,
+    /// The name already served this site: nothing changed.
+    #[serde(default)]
+    pub unchanged: bool,
+}
+
 #[tarpc::service]
 pub trait Control {
     /// The handshake. Must stay first, with these types, forever.
@@ -335,4 +378,11 @@ pub trait Control {
     /// Checks that the binary runs and reports a version, puts it in place of
     /// the running executable atomically and, under systemd, restarts.
     async fn upgrade_commit() -> Result<UpgradeOutcome, RpcError>;
+    /// Serves `site` at the custom domain `domain` too (adding it again to
+    /// the same site changes nothing).
+    async fn domain_add(site: String, domain: String) -> Result<DomainAdded, RpcError>;
+    /// Stops serving a custom domain; returns what it served.
+    async fn domain_remove(domain: String) -> Result<DomainInfo, RpcError>;
+    /// The custom domains, sorted by name: all of them, or `site`'s.
+    async fn domains(site: Option<String>) -> Result<Vec<DomainInfo>, RpcError>;
 }

@@ -153,6 +153,54 @@ mod tests {
         assert_eq!(status.realtime_connections, 0);
     }
 
+    /// A domain from a faztd without HTTPS has no certificate; one from a
+    /// later faztd may say more of its certificate than this build knows.
+    #[test]
+    fn a_domains_certificate_may_be_missing_or_say_more() {
+        #[derive(Serialize)]
+        struct WithoutHttps {
+            domain: String,
+            site: String,
+            added_at: u64,
+            url: String,
+        }
+        let plain = WithoutHttps {
+            domain: "example.org".into(),
+            site: "blog".into(),
+            added_at: 1,
+            url: "http://example.org/".into(),
+        };
+        let info: crate::DomainInfo = decode(&encode(&plain)).unwrap();
+        assert!(info.certificate.is_none());
+
+        #[derive(Serialize)]
+        struct LaterCertificate {
+            valid_until: u64,
+            issuer: String,
+        }
+        #[derive(Serialize)]
+        struct WithHttps {
+            domain: String,
+            site: String,
+            added_at: u64,
+            url: String,
+            certificate: LaterCertificate,
+        }
+        let later = WithHttps {
+            domain: "example.org".into(),
+            site: "blog".into(),
+            added_at: 1,
+            url: "https://example.org/".into(),
+            certificate: LaterCertificate {
+                valid_until: 99,
+                issuer: "Pebble".into(),
+            },
+        };
+        let info: crate::DomainInfo = decode(&encode(&later)).unwrap();
+        let cert = info.certificate.expect("a certificate");
+        assert_eq!((cert.valid_until, cert.next_renewal), (Some(99), None));
+    }
+
     #[test]
     fn chunks_travel_as_byte_strings() {
         let chunk = crate::Chunk {

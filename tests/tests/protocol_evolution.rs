@@ -203,3 +203,54 @@ fn requests_before_hello_are_refused_by_the_gate() {
         );
     });
 }
+
+/// Renames the method of a request value (the one key of its `message`
+/// map), as a newer client's method this daemon has never heard of.
+fn rename_method(value: &mut Value, to: &str) -> bool {
+    match value {
+        Value::Map(pairs) => {
+            for (key, inner) in pairs.iter_mut() {
+                if key.as_text() == Some("message") {
+                    if let Value::Map(method) = inner {
+                        if let Some((name, _)) = method.first_mut() {
+                            *name = Value::Text(to.to_string());
+                            return true;
+                        }
+                    }
+                }
+                if rename_method(inner, to) {
+                    return true;
+                }
+            }
+            false
+        }
+        Value::Array(items) => items.iter_mut().any(|v| rename_method(v, to)),
+        _ => false,
+    }
+}
+
+/// What an older daemon does with a method added since it was built (e.g.
+/// `domain_add`): it cannot read the request, and hangs up without an
+/// answer. faztctl words that as "upgrade faztd" for such methods
+/// (`client::answer_added`); this pins the behaviour it relies on.
+#[test]
+fn a_method_the_daemon_does_not_know_closes_the_connection() {
+    let d = Faztd::start();
+    fazt_e2e::runtime().block_on(async {
+        let mut frames = connect(&d.socket()).await;
+        send(&mut frames, &as_value(1, hello())).await;
+        receive(&mut frames).await;
+        let mut request = as_value(2, ControlRequest::Sites {});
+        assert!(rename_method(&mut request, "ClusterJoin"));
+        send(&mut frames, &request).await;
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(10), frames.next())
+            .await
+            .expect("the daemon hangs up at once");
+        assert!(
+            answer.is_none(),
+            "no answer, the connection closed: {answer:?}"
+        );
+        // The daemon itself is fine.
+        assert!(d.ctl(&["sites"]).ok().stdout.contains("demo"));
+    });
+}

@@ -170,6 +170,16 @@ fn commands_run_on_a_remote_through_the_tunnel() {
     assert!(site_names(ctl.run(&["sites", "--json"])).contains(&web));
     assert!(!site_names(ctl.run(&["@local", "sites", "--json"])).contains(&web));
 
+    // Custom domains through the tunnel, like any command.
+    ctl.run(&["@box", "domain", "add", "web", "example.org"])
+        .ok();
+    let domains = ctl.run(&["@box", "domain", "list", "--json"]).ok().json();
+    assert_eq!(domains[0]["domain"], "example.org", "{domains}");
+    assert!(http::get(remote.addr, "example.org", "/", &[])
+        .text()
+        .contains("remote v1"));
+    assert_eq!(http::get(local.addr, "example.org", "/", &[]).status, 404);
+
     // Every tunnel was torn down.
     assert_eq!(s.stray_ssh_processes(), 0, "no ssh left running");
 }

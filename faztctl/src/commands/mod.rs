@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod deploy;
+pub mod domains;
 pub mod functions;
 pub mod publish;
 pub mod remote;

@@ -31,6 +31,7 @@ impl From<SiteError> for RpcError {
             SiteError::Invalid(why) => RpcError::Invalid(why),
             SiteError::TooLarge(why) => RpcError::TooLarge(why),
             SiteError::Name(err) => RpcError::Invalid(err.to_string()),
+            SiteError::Domain(err) => RpcError::Invalid(err.to_string()),
             SiteError::Store(err) => err.into(),
             SiteError::Internal(why) => {
                 tracing::error!(error = %why, "internal error");

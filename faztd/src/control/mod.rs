@@ -6,6 +6,7 @@
 //! deploys it started if the client goes away.
 
 pub mod deploy;
+mod domains;
 mod errors;
 mod functions;
 mod realtime;

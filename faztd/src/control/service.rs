@@ -7,7 +7,7 @@ use std::sync::Arc;
 use fazt_proto::*;
 use tarpc::context::Context;
 
-use super::{deploy, functions, realtime, sites, status, unit, upgrade};
+use super::{deploy, domains, functions, realtime, sites, status, unit, upgrade};
 use crate::instance::Instance;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -195,6 +195,23 @@ impl Control for ControlConnection {
     async fn upgrade_commit(self, _: Context) -> Result<UpgradeOutcome, RpcError> {
         upgrade::commit(&self.state).await
     }
+
+    async fn domain_add(
+        self,
+        _: Context,
+        site: String,
+        domain: String,
+    ) -> Result<DomainAdded, RpcError> {
+        domains::add(&self.instance, site, domain).await
+    }
+
+    async fn domain_remove(self, _: Context, domain: String) -> Result<DomainInfo, RpcError> {
+        domains::remove(&self.instance, domain).await
+    }
+
+    async fn domains(self, _: Context, site: Option<String>) -> Result<Vec<DomainInfo>, RpcError> {
+        domains::list(&self.instance, site).await
+    }
 }
 
 /// The handshake gate: every request but `hello` is refused with
@@ -260,5 +277,8 @@ fn refuse_before_hello(req: &ControlRequest) -> Option<ControlResponse> {
         UpgradeBegin,
         UpgradeChunk,
         UpgradeCommit,
+        DomainAdd,
+        DomainRemove,
+        Domains,
     )
 }

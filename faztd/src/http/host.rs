@@ -1,8 +1,16 @@
 //! Host-based routing: which site a `Host` header names (DESIGN.md §2).
+//!
+//! Names under the instance's domain, `localhost` and nip.io route by rule,
+//! with no table. Only a host those rules do not know is looked up among
+//! the custom domains ([`CustomDomainRoutes`], a map the sites service
+//! keeps current), so the common request pays nothing for them.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
 
 use crate::domain::portable_ip;
+use crate::sites::{DomainChange, DomainListener};
 
 /// The site that serves the bare domain, `localhost` and IP addresses.
 pub const ROOT_SITE: &str = "root";
@@ -18,21 +26,30 @@ pub enum HostRoute {
     Malformed,
 }
 
-/// Resolves hosts against the instance's domain.
+/// Resolves hosts against the instance's domain, then its custom domains.
 #[derive(Debug, Clone)]
 pub struct SiteResolver {
     domain: String,
+    custom: Arc<CustomDomainRoutes>,
 }
 
 impl SiteResolver {
+    /// A resolver with no custom domains yet: register
+    /// [`SiteResolver::custom_domains`] with the sites service to follow them.
     pub fn new(domain: &str) -> SiteResolver {
         SiteResolver {
             domain: domain.trim_end_matches('.').to_ascii_lowercase(),
+            custom: Arc::default(),
         }
     }
 
     pub fn domain(&self) -> &str {
         &self.domain
+    }
+
+    /// The custom-domain table this resolver reads (a [`DomainListener`]).
+    pub fn custom_domains(&self) -> &Arc<CustomDomainRoutes> {
+        &self.custom
     }
 
     /// Routes a raw `Host` header value (with or without a port).
@@ -73,7 +90,58 @@ impl SiteResolver {
                 None => HostRoute::Unknown,
             };
         }
-        HostRoute::Unknown
+        // Custom domains are stored in the same normal form `host` is in.
+        match self.custom.site_for(host) {
+            Some(site) => HostRoute::Site(site),
+            None => HostRoute::Unknown,
+        }
+    }
+}
+
+/// Custom domain → site, in memory, for [`SiteResolver`]: a read lock on
+/// the hot path (only for hosts no rule knows), a write lock when the
+/// sites service announces a change.
+#[derive(Debug, Default)]
+pub struct CustomDomainRoutes {
+    sites: RwLock<HashMap<String, String>>,
+}
+
+impl CustomDomainRoutes {
+    /// The site a normalised host (lower case, no port or trailing dot)
+    /// names as a custom domain.
+    fn site_for(&self, host: &str) -> Option<String> {
+        self.sites
+            .read()
+            .expect("domain routes lock")
+            .get(host)
+            .cloned()
+    }
+
+    /// Every custom domain of `site` (for realtime's origin check, once
+    /// per WebSocket handshake; there are few).
+    pub fn domains_of(&self, site: &str) -> Vec<String> {
+        let sites = self.sites.read().expect("domain routes lock");
+        let mut domains: Vec<String> = sites
+            .iter()
+            .filter(|(_, s)| s.as_str() == site)
+            .map(|(domain, _)| domain.clone())
+            .collect();
+        domains.sort();
+        domains
+    }
+}
+
+impl DomainListener for CustomDomainRoutes {
+    fn domain_changed(&self, change: &DomainChange) {
+        let mut sites = self.sites.write().expect("domain routes lock");
+        match change {
+            DomainChange::Added { domain, site } => {
+                sites.insert(domain.to_string(), site.to_string());
+            }
+            DomainChange::Removed { domain, .. } => {
+                sites.remove(domain.as_str());
+            }
+        }
     }
 }
 
@@ -173,6 +241,38 @@ mod tests {
         }
         let long = format!("{}.com", "a".repeat(300));
         assert_eq!(r.resolve(&long), HostRoute::Malformed);
+    }
+
+    #[test]
+    fn custom_domains_route_after_the_rules_in_any_spelling() {
+        let r = SiteResolver::new("example.com");
+        let change = |added: bool, domain: &str, site: &str| {
+            let domain = crate::sites::CustomDomain::parse(domain, "example.com").unwrap();
+            let site = crate::sites::SiteName::parse(site).unwrap();
+            r.custom_domains().domain_changed(&if added {
+                DomainChange::Added { domain, site }
+            } else {
+                DomainChange::Removed { domain, site }
+            });
+        };
+        assert_eq!(r.resolve("shop.org"), HostRoute::Unknown);
+        change(true, "shop.org", "blog");
+        change(true, "www.shop.org", "blog");
+        for host in ["shop.org", "SHOP.org:8080", "shop.org.", "Shop.Org.:80"] {
+            assert_eq!(r.resolve(host), HostRoute::Site("blog".into()), "{host}");
+        }
+        assert_eq!(
+            r.custom_domains().domains_of("blog"),
+            ["shop.org", "www.shop.org"]
+        );
+        // The rules still come first.
+        assert_eq!(
+            r.resolve("demo.example.com"),
+            HostRoute::Site("demo".into())
+        );
+        change(false, "shop.org", "blog");
+        assert_eq!(r.resolve("shop.org"), HostRoute::Unknown);
+        assert_eq!(r.custom_domains().domains_of("blog"), ["www.shop.org"]);
     }
 
     mod properties {

@@ -260,10 +260,12 @@ fn realtime_request(state: &HttpState, req: hyper::Request<Incoming>) -> Respons
     let Some(site) = site else {
         return refuse(StatusCode::NOT_FOUND, "there is no site at this host");
     };
+    let custom_domains = state.resolver.custom_domains().domains_of(&site.name);
     let target = realtime::connection::SiteTarget {
         name: &site.name,
         config: &site.config.realtime,
         host: &host,
+        custom_domains: &custom_domains,
     };
     realtime::connection::accept(req, target, &state.realtime)
 }

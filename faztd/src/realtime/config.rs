@@ -111,36 +111,52 @@ impl SiteRealtime {
     /// to this site's `/_ws`, reached at `host` (the `Host` header). As
     /// Phoenix and Rails do by default: the site's own pages may, pages
     /// elsewhere only when listed, so another site cannot have its visitors'
-    /// browsers join (or publish on) this site's channels.
-    pub fn allows_origin(&self, origin: &str, host: &str) -> bool {
+    /// browsers join (or publish on) this site's channels. The site's own
+    /// pages are those at `host` and at its `custom_domains` (on a default
+    /// port, or on the port `host` names: faztd serves every name on it).
+    pub fn allows_origin(&self, origin: &str, host: &str, custom_domains: &[String]) -> bool {
         let origin = origin.trim();
-        let same_host = origin
-            .split_once("://")
-            .is_some_and(|(_, authority)| same_authority(authority, host));
-        same_host
-            || self.allowed_origins.iter().any(|p| {
-                p == "*" || glob_match(&p.to_ascii_lowercase(), &origin.to_ascii_lowercase())
-            })
+        let Some((_, authority)) = origin.split_once("://") else {
+            return self.listed(origin);
+        };
+        let port = split_authority(host).1;
+        let own_page = same_authority(authority, host)
+            || custom_domains.iter().any(|domain| {
+                same_authority(authority, domain)
+                    || port
+                        .as_ref()
+                        .is_some_and(|p| same_authority(authority, &format!("{domain}:{p}")))
+            });
+        own_page || self.listed(origin)
+    }
+
+    /// Whether `origin` matches `allowedOrigins`.
+    fn listed(&self, origin: &str) -> bool {
+        self.allowed_origins
+            .iter()
+            .any(|p| p == "*" || glob_match(&p.to_ascii_lowercase(), &origin.to_ascii_lowercase()))
+    }
+}
+
+/// An authority (`name[:port]`) as its lower-cased name and its port, if any.
+fn split_authority(authority: &str) -> (String, Option<String>) {
+    let a = authority.to_ascii_lowercase();
+    match a.rsplit_once(':') {
+        Some((name, port))
+            if !name.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && !a.ends_with(']') =>
+        {
+            (name.to_string(), Some(port.to_string()))
+        }
+        _ => (a, None),
     }
 }
 
 /// `example.com:443` and `example.com` are the same place when the other
 /// side leaves the port out (browsers omit default ports in `Origin`).
 fn same_authority(origin: &str, host: &str) -> bool {
-    let split = |a: &str| -> (String, Option<String>) {
-        let a = a.to_ascii_lowercase();
-        match a.rsplit_once(':') {
-            Some((name, port))
-                if !name.is_empty()
-                    && port.bytes().all(|b| b.is_ascii_digit())
-                    && !a.ends_with(']') =>
-            {
-                (name.to_string(), Some(port.to_string()))
-            }
-            _ => (a, None),
-        }
-    };
-    let ((o_name, o_port), (h_name, h_port)) = (split(origin), split(host));
+    let ((o_name, o_port), (h_name, h_port)) = (split_authority(origin), split_authority(host));
     o_name == h_name
         && match (o_port, h_port) {
             (Some(a), Some(b)) => a == b,
@@ -193,13 +209,13 @@ mod tests {
     #[test]
     fn origins() {
         let own = SiteRealtime::default();
-        assert!(own.allows_origin("http://chat.localhost:8080", "chat.localhost:8080"));
-        assert!(own.allows_origin("https://Chat.Example.com", "chat.example.com"));
-        assert!(own.allows_origin("https://chat.example.com", "chat.example.com:443"));
-        assert!(!own.allows_origin("http://chat.example.com", "chat.example.com:8080"));
-        assert!(!own.allows_origin("https://evil.example", "chat.example.com"));
-        assert!(!own.allows_origin("null", "chat.example.com"));
-        assert!(!own.allows_origin("https://chat.example.com.evil", "chat.example.com"));
+        assert!(own.allows_origin("http://chat.localhost:8080", "chat.localhost:8080", &[]));
+        assert!(own.allows_origin("https://Chat.Example.com", "chat.example.com", &[]));
+        assert!(own.allows_origin("https://chat.example.com", "chat.example.com:443", &[]));
+        assert!(!own.allows_origin("http://chat.example.com", "chat.example.com:8080", &[]));
+        assert!(!own.allows_origin("https://evil.example", "chat.example.com", &[]));
+        assert!(!own.allows_origin("null", "chat.example.com", &[]));
+        assert!(!own.allows_origin("https://chat.example.com.evil", "chat.example.com", &[]));
         let listed = SiteRealtime {
             allowed_origins: vec![
                 "https://*.example.org".into(),
@@ -207,14 +223,31 @@ mod tests {
             ],
             ..Default::default()
         };
-        assert!(listed.allows_origin("https://app.example.org", "chat.example.com"));
-        assert!(listed.allows_origin("http://localhost:3000", "chat.example.com"));
-        assert!(!listed.allows_origin("http://localhost:3001", "chat.example.com"));
+        assert!(listed.allows_origin("https://app.example.org", "chat.example.com", &[]));
+        assert!(listed.allows_origin("http://localhost:3000", "chat.example.com", &[]));
+        assert!(!listed.allows_origin("http://localhost:3001", "chat.example.com", &[]));
         let any = SiteRealtime {
             allowed_origins: vec!["*".into()],
             ..Default::default()
         };
-        assert!(any.allows_origin("null", "chat.example.com"));
+        assert!(any.allows_origin("null", "chat.example.com", &[]));
+    }
+
+    #[test]
+    fn a_sites_custom_domains_are_its_own_origins() {
+        let own = SiteRealtime::default();
+        let domains = ["example.org".to_string(), "www.example.org".to_string()];
+        let allows = |origin, host| own.allows_origin(origin, host, &domains);
+        // Reached at its NAME.DOMAIN, from a page at its custom domain.
+        assert!(allows("https://example.org", "chat.fazt.example.com"));
+        assert!(allows("http://WWW.example.org", "chat.fazt.example.com"));
+        assert!(allows("https://example.org:443", "chat.fazt.example.com"));
+        // On faztd's own port, where it serves the custom domain as well.
+        assert!(allows("http://example.org:8080", "chat.localhost:8080"));
+        assert!(!allows("http://example.org:9999", "chat.localhost:8080"));
+        assert!(!allows("https://example.org.evil", "chat.fazt.example.com"));
+        assert!(!allows("https://evil.example.org", "chat.fazt.example.com"));
+        assert!(!allows("null", "chat.fazt.example.com"));
     }
 
     #[test]

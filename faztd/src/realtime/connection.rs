@@ -59,6 +59,8 @@ pub struct SiteTarget<'a> {
     pub config: &'a SiteRealtime,
     /// The `Host` the client reached the site at (for the origin check).
     pub host: &'a str,
+    /// The site's custom domains: its pages there are its own too.
+    pub custom_domains: &'a [String],
 }
 
 /// Answers a request for [`WS_PATH`] on `site`: upgrades it, or says why not.
@@ -98,7 +100,10 @@ pub fn accept(mut req: Request<Incoming>, site: SiteTarget<'_>, hub: &Arc<Channe
     // (curl, servers, faztctl) usually do not, and are let in.
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
-        if !site.config.allows_origin(origin, site.host) {
+        if !site
+            .config
+            .allows_origin(origin, site.host, site.custom_domains)
+        {
             return refuse(
                 StatusCode::FORBIDDEN,
                 &format!(
@@ -515,6 +520,7 @@ mod tests {
                 name: "s",
                 config: &config,
                 host: "s.localhost",
+                custom_domains: &[],
             };
             let res = accept(req, site, &served);
             async move { Ok::<_, std::convert::Infallible>(res) }

@@ -2,7 +2,7 @@
 
 use crate::store::StoreError;
 
-use super::SiteNameError;
+use super::{CustomDomainError, SiteNameError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SiteError {
@@ -17,6 +17,8 @@ pub enum SiteError {
     TooLarge(String),
     #[error(transparent)]
     Name(#[from] SiteNameError),
+    #[error(transparent)]
+    Domain(#[from] CustomDomainError),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Something inside faztd broke (a task panicked, a worker is gone).

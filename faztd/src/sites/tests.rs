@@ -25,6 +25,28 @@ impl SiteListener for Recorder {
     }
 }
 
+/// Records domain changes as "domain DOMAIN -> SITE" / "domain DOMAIN removed".
+impl DomainListener for Recorder {
+    fn domain_changed(&self, change: &DomainChange) {
+        let line = match change {
+            DomainChange::Added { domain, site } => format!("domain {domain} -> {site}"),
+            DomainChange::Removed { domain, .. } => format!("domain {domain} removed"),
+        };
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+/// The instance's domain in these tests.
+const INSTANCE_DOMAIN: &str = "fazt.example.com";
+
+/// `recorder` hears every site and domain change.
+fn heard_by(recorder: &Arc<Recorder>) -> Listeners {
+    Listeners {
+        sites: vec![recorder.clone()],
+        domains: vec![recorder.clone()],
+    }
+}
+
 impl Recorder {
     fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.0.lock().unwrap())
@@ -42,7 +64,7 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("data.redb")).unwrap());
     let heard = Arc::new(Recorder::default());
-    let sites = Sites::new(store.clone(), None, vec![heard.clone()]);
+    let sites = Sites::new(store.clone(), None, INSTANCE_DOMAIN, heard_by(&heard));
     Fixture {
         _dir: dir,
         store,
@@ -347,7 +369,7 @@ async fn start_announces_every_live_site() {
     f.heard.take();
     // A new service over the same store, as at the daemon's next start.
     let heard = Arc::new(Recorder::default());
-    let sites = Sites::new(f.store.clone(), None, vec![heard.clone()]);
+    let sites = Sites::new(f.store.clone(), None, INSTANCE_DOMAIN, heard_by(&heard));
     sites.start().await.unwrap();
     let mut lines = heard.take();
     lines.sort();
@@ -371,7 +393,11 @@ async fn a_failing_listener_is_reported_after_the_others_heard() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("d.redb")).unwrap());
     let heard = Arc::new(Recorder::default());
-    let sites = Sites::new(store.clone(), None, vec![Arc::new(Broken), heard.clone()]);
+    let listeners = Listeners {
+        sites: vec![Arc::new(Broken), heard.clone()],
+        domains: vec![],
+    };
+    let sites = Sites::new(store.clone(), None, INSTANCE_DOMAIN, listeners);
     let f = Fixture {
         _dir: dir,
         store,
@@ -415,4 +441,94 @@ async fn a_deploy_of_the_live_files_changes_nothing_unless_forced() {
     assert!(plan.unchanged.is_none());
     let done = f.sites.commit_deploy(1, plan.deploy_id).await.unwrap();
     assert_eq!(done.version, 2);
+}
+
+#[tokio::test]
+async fn custom_domains_serve_one_existing_site_and_go_with_it() {
+    let f = fixture();
+    deploy(&f, "blog", &[("i", b"1")]).await.unwrap();
+    deploy(&f, "shop", &[("i", b"2")]).await.unwrap();
+    f.heard.take();
+    let blog = name("blog");
+
+    let added = f.sites.add_domain(&blog, "Example.org.").await.unwrap();
+    assert_eq!(added.entry.domain.as_str(), "example.org");
+    assert!(!added.unchanged);
+    assert_eq!(f.heard.take(), ["domain example.org -> blog"]);
+    // Again, in another spelling: nothing changes, nobody is told.
+    let again = f.sites.add_domain(&blog, "EXAMPLE.ORG").await.unwrap();
+    assert!(again.unchanged);
+    assert_eq!(again.entry.added_at, added.entry.added_at);
+    assert!(f.heard.take().is_empty());
+
+    // One site per name; the instance's names route already; the site must exist.
+    let taken = f
+        .sites
+        .add_domain(&name("shop"), "example.org")
+        .await
+        .unwrap_err();
+    assert!(matches!(taken, SiteError::Invalid(_)), "{taken:?}");
+    assert!(
+        taken.to_string().contains("already serves site blog"),
+        "{taken}"
+    );
+    for own in ["fazt.example.com", "blog.fazt.example.com"] {
+        let err = f.sites.add_domain(&blog, own).await.unwrap_err();
+        assert!(matches!(err, SiteError::Domain(_)), "{own}: {err:?}");
+    }
+    let err = f
+        .sites
+        .add_domain(&name("nope"), "nope.org")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SiteError::NotFound(_)), "{err:?}");
+    assert!(f.heard.take().is_empty());
+
+    f.sites.add_domain(&blog, "www.example.org").await.unwrap();
+    f.sites.add_domain(&name("shop"), "shop.org").await.unwrap();
+    f.heard.take();
+    let listed: Vec<(String, String)> = f
+        .sites
+        .custom_domains()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(d, s)| (d.to_string(), s.to_string()))
+        .collect();
+    let pair = |d: &str, s: &str| (d.to_string(), s.to_string());
+    assert_eq!(
+        listed,
+        [
+            pair("example.org", "blog"),
+            pair("shop.org", "shop"),
+            pair("www.example.org", "blog")
+        ]
+    );
+    let blogs = f.sites.domains(Some(&blog)).await.unwrap();
+    assert_eq!(blogs.len(), 2);
+
+    let removed = f.sites.remove_domain("www.example.org.").await.unwrap();
+    assert_eq!(removed.site, blog);
+    assert_eq!(f.heard.take(), ["domain www.example.org removed"]);
+    let err = f.sites.remove_domain("www.example.org").await.unwrap_err();
+    assert!(matches!(err, SiteError::NotFound(_)), "{err:?}");
+
+    // A removed site's domains go with it, and its listeners hear so first.
+    f.sites.remove(&blog).await.unwrap();
+    assert_eq!(
+        f.heard.take(),
+        ["domain example.org removed", "removed blog"]
+    );
+    assert_eq!(f.sites.custom_domains().await.unwrap().len(), 1);
+    let err = f.sites.domains(Some(&blog)).await.unwrap_err();
+    assert!(matches!(err, SiteError::NotFound(_)), "{err:?}");
+
+    // At the next start, the domains are announced after the sites.
+    let heard = Arc::new(Recorder::default());
+    let sites = Sites::new(f.store.clone(), None, INSTANCE_DOMAIN, heard_by(&heard));
+    sites.start().await.unwrap();
+    assert_eq!(
+        heard.take(),
+        ["live shop 1 spa=false", "domain shop.org -> shop"]
+    );
 }

@@ -11,6 +11,7 @@
 
 mod blobs;
 mod data;
+mod domains;
 mod error;
 mod function_logs;
 mod gc;
@@ -23,8 +24,8 @@ pub use gc::Collected;
 
 pub use error::StoreError;
 pub use records::{
-    BlobRecord, Encoding, FileRecord, LiveFile, LiveVersion, LogLine, NewFile, SiteRecord,
-    VersionRecord,
+    BlobRecord, DomainRecord, Encoding, FileRecord, LiveFile, LiveVersion, LogLine, NewFile,
+    SiteRecord, VersionRecord,
 };
 
 use std::path::{Path, PathBuf};
@@ -117,6 +118,7 @@ impl Store {
             txn.open_table(DOCS)?;
             txn.open_table(ENV)?;
             txn.open_table(FUNCTION_LOGS)?;
+            txn.open_table(DOMAINS)?;
         }
         txn.commit()?;
         Ok(())

@@ -16,6 +16,14 @@ pub struct SiteRecord {
     pub updated_at: u64,
 }
 
+/// Which site a custom domain serves (keyed by the domain).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DomainRecord {
+    pub site: String,
+    /// When the domain was added, in seconds since the epoch.
+    pub added_at: u64,
+}
+
 /// One deployed version of a site.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VersionRecord {

@@ -219,10 +219,12 @@ impl Store {
         Ok(record)
     }
 
-    /// Removes a site and all its versions in one transaction. Its blobs
-    /// become garbage unless another site shares them.
-    pub fn remove_site(&self, site: &str) -> Result<()> {
+    /// Removes a site, all its versions and its custom domains in one
+    /// transaction; returns the domains' names. Its blobs become garbage
+    /// unless another site shares them.
+    pub fn remove_site(&self, site: &str) -> Result<Vec<String>> {
         let txn = self.db.begin_write()?;
+        let domains;
         {
             let mut sites = txn.open_table(SITES)?;
             if sites.remove(site)?.is_none() {
@@ -233,9 +235,10 @@ impl Store {
             txn.open_table(FILES)?
                 .retain_in((site, 0, "")..=(site, u64::MAX, ""), |_, _| false)?;
             Store::remove_site_data(&txn, site)?;
+            domains = Store::remove_site_domains(&txn, site)?;
         }
         txn.commit()?;
-        Ok(())
+        Ok(domains)
     }
 
     /// Hashes referenced by any version of any site.

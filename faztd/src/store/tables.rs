@@ -41,6 +41,9 @@ pub const DOCS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::ne
 /// (site, name) → environment value.
 pub const ENV: TableDefinition<(&str, &str), &str> = TableDefinition::new("env");
 
+/// Custom domain (normalised: lower case, no trailing dot) → `DomainRecord`.
+pub const DOMAINS: TableDefinition<&str, &[u8]> = TableDefinition::new("domains");
+
 /// (site, sequence number) → `records::LogLine`: the newest function log lines
 /// of each site (`faztctl logs`), so they outlive a restart.
 pub const FUNCTION_LOGS: TableDefinition<(&str, u64), &[u8]> =
