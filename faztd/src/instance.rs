@@ -22,6 +22,8 @@ pub struct Instance {
     pub catalog: Arc<SiteCatalog>,
     pub domain: DomainDecision,
     pub listen: SocketAddr,
+    /// Where HTTPS is served, when it is on.
+    pub https_listen: Option<SocketAddr>,
     pub socket_path: PathBuf,
     pub started: Instant,
     pub functions: Arc<FunctionPool>,
@@ -34,7 +36,7 @@ pub struct Instance {
 impl Instance {
     /// Where `site` can be opened (see `urls`).
     pub fn site_urls(&self, site: &str) -> SiteUrls {
-        crate::urls::site_urls(self.listen, &self.domain.domain, site)
+        crate::urls::site_urls(self.listen, self.https_listen, &self.domain.domain, site)
     }
 
     /// The one address to show when only one fits.

@@ -5,7 +5,8 @@
 //! `*.localhost` to loopback). From elsewhere the site answers at
 //! `NAME.DOMAIN`, or `NAME.IP.nip.io` when the domain is an IP address (so
 //! it works without DNS set-up) — but only when faztd listens on more than
-//! loopback.
+//! loopback. With HTTPS on, the public address is `https://NAME.DOMAIN`
+//! (whatever faztd listens on: a certified name is meant to be public).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -25,7 +26,13 @@ impl SiteUrls {
     }
 }
 
-pub fn site_urls(listen: SocketAddr, domain: &str, site: &str) -> SiteUrls {
+/// `https` is where HTTPS is served, when it is on.
+pub fn site_urls(
+    listen: SocketAddr,
+    https: Option<SocketAddr>,
+    domain: &str,
+    site: &str,
+) -> SiteUrls {
     let port = match listen.port() {
         80 => String::new(),
         p => format!(":{p}"),
@@ -40,13 +47,17 @@ pub fn site_urls(listen: SocketAddr, domain: &str, site: &str) -> SiteUrls {
     let domain_is_local = domain.is_empty()
         || domain == "localhost"
         || domain.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    let public = (reachable && !domain_is_local).then(|| {
+    let public = ((reachable || https.is_some()) && !domain_is_local).then(|| {
         let host = match (site, domain.parse::<IpAddr>().is_ok()) {
             ("root", _) => domain.to_string(),
             (name, true) => format!("{name}.{domain}.nip.io"),
             (name, false) => format!("{name}.{domain}"),
         };
-        format!("http://{host}{port}/")
+        match https {
+            Some(addr) if addr.port() == 443 => format!("https://{host}/"),
+            Some(addr) => format!("https://{host}:{}/", addr.port()),
+            None => format!("http://{host}{port}/"),
+        }
     });
     SiteUrls { local, public }
 }
@@ -71,7 +82,7 @@ mod tests {
     use super::*;
 
     fn urls(listen: &str, domain: &str, site: &str) -> SiteUrls {
-        site_urls(listen.parse().unwrap(), domain, site)
+        site_urls(listen.parse().unwrap(), None, domain, site)
     }
 
     #[test]
@@ -97,5 +108,24 @@ mod tests {
         );
         // A local-only domain is no public address.
         assert_eq!(urls("0.0.0.0:8080", "localhost", "blog").public, None);
+    }
+
+    #[test]
+    fn https_addresses() {
+        let https = |addr: &str, site: &str| {
+            site_urls(
+                "127.0.0.1:80".parse().unwrap(),
+                Some(addr.parse().unwrap()),
+                "example.com",
+                site,
+            )
+        };
+        let blog = https("0.0.0.0:443", "blog");
+        assert_eq!(blog.public.as_deref(), Some("https://blog.example.com/"));
+        assert_eq!(blog.local, "http://blog.localhost/");
+        assert_eq!(
+            https("127.0.0.1:8443", "root").public.as_deref(),
+            Some("https://example.com:8443/")
+        );
     }
 }

@@ -10,6 +10,7 @@
 //! crash at any point leaves the previous version serving.
 
 mod blobs;
+mod certificates;
 mod data;
 mod error;
 mod function_logs;
@@ -19,6 +20,7 @@ mod sites;
 mod tables;
 
 pub use blobs::FinishedBlob;
+pub use certificates::CertificateRecord;
 pub use gc::Collected;
 
 pub use error::StoreError;
@@ -117,6 +119,8 @@ impl Store {
             txn.open_table(DOCS)?;
             txn.open_table(ENV)?;
             txn.open_table(FUNCTION_LOGS)?;
+            txn.open_table(ACME_ACCOUNTS)?;
+            txn.open_table(CERTIFICATES)?;
         }
         txn.commit()?;
         Ok(())
