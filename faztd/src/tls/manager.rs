@@ -242,7 +242,7 @@ impl CertManager {
         record.last_error = Some(err.to_string());
         record.last_error_at = Some(unix_now());
         if let Err(err) = self.store.put_certificate(record) {
-            tracing::warn!(name, "cannot store the certificate's last error: {err}");
+            tracing::warn!(name = %name, "cannot store the certificate's last error: {err}");
         }
     }
 
@@ -254,7 +254,7 @@ impl CertManager {
     ) -> Result<CertificateRecord, TlsError> {
         let account = self.account(schedule).await?;
         let n = self.orders.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::info!(name, orders_this_run = n, "ACME order started");
+        tracing::info!(name = %name, orders_this_run = n, "ACME order started");
         let mut pending = Pending::default();
         let ordered = tokio::time::timeout(ORDER_TIMEOUT, self.order(&account, name, &mut pending))
             .await
@@ -285,7 +285,7 @@ impl CertManager {
         self.store.put_certificate(&record)?;
         self.resolver.install(name, cert.key);
         tracing::info!(
-            name,
+            name = %name,
             not_after = record.not_after,
             renew_at = record.renew_at,
             "certificate issued and stored"
