@@ -69,7 +69,12 @@ pub struct Fetched {
 
 /// GET `path` from `host` at `addr` over TLS trusting `roots`, offering h2
 /// and http/1.1 (the server's ALPN choice decides which is spoken).
-pub async fn get(addr: SocketAddr, host: &str, path: &str, roots: &[&str]) -> Result<Fetched, String> {
+pub async fn get(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    roots: &[&str],
+) -> Result<Fetched, String> {
     let config = client_config(roots, &[b"h2", b"http/1.1"]);
     let stream = connect(addr, host, config).await?;
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
@@ -134,13 +139,14 @@ pub async fn wss_subscribe(
     let config = client_config(roots, &[b"http/1.1"]);
     let stream = connect(addr, host, config).await?;
     let exchange = async {
-        let (mut socket, _) =
-            tokio_tungstenite::client_async(format!("wss://{host}/_ws"), stream)
-                .await
-                .map_err(|e| format!("WebSocket upgrade: {e}"))?;
+        let (mut socket, _) = tokio_tungstenite::client_async(format!("wss://{host}/_ws"), stream)
+            .await
+            .map_err(|e| format!("WebSocket upgrade: {e}"))?;
         let frame = serde_json::json!({ "type": "subscribe", "channel": channel });
         socket
-            .send(tokio_tungstenite::tungstenite::Message::text(frame.to_string()))
+            .send(tokio_tungstenite::tungstenite::Message::text(
+                frame.to_string(),
+            ))
             .await
             .map_err(|e| e.to_string())?;
         loop {

@@ -126,7 +126,12 @@ fn tls_alpn_issuance_h2_wss_redirect_hsts_unknown_sni_and_restart() {
 
     // WebSockets over TLS.
     let subscribed = rt
-        .block_on(tls::wss_subscribe(setup.https, "blog.fazt.test", "news", &[&root]))
+        .block_on(tls::wss_subscribe(
+            setup.https,
+            "blog.fazt.test",
+            "news",
+            &[&root],
+        ))
         .expect("wss");
     assert_eq!(subscribed["type"], "subscribed", "{subscribed}");
 
@@ -144,7 +149,10 @@ fn tls_alpn_issuance_h2_wss_redirect_hsts_unknown_sni_and_restart() {
     let err = rt
         .block_on(tls::get(setup.https, "junk.fazt.test", "/", &[&root]))
         .expect_err("no certificate names junk.fazt.test");
-    assert!(err.contains("NotValidForName") || err.contains("not valid for"), "{err}");
+    assert!(
+        err.contains("NotValidForName") || err.contains("not valid for"),
+        "{err}"
+    );
     let log = faztd.log();
     assert_eq!(orders_for(&log, "junk.fazt.test"), 0, "{log}");
     assert_eq!(log.matches("ACME order started").count(), orders_before);
@@ -213,14 +221,20 @@ fn short_lived_certificates_are_renewed() {
     let setup = Setup::new(true, Some(30));
     let faztd = setup.faztd(&[]);
     wait_issued(&faztd, DOMAIN);
-    fazt_e2e::wait_until(PATIENCE + PATIENCE, "a renewal of the domain's certificate", || {
-        faztd
-            .log()
-            .lines()
-            .filter(|l| l.contains("certificate issued and stored") && l.contains("name=fazt.test "))
-            .count()
-            >= 2
-    });
+    fazt_e2e::wait_until(
+        PATIENCE + PATIENCE,
+        "a renewal of the domain's certificate",
+        || {
+            faztd
+                .log()
+                .lines()
+                .filter(|l| {
+                    l.contains("certificate issued and stored") && l.contains("name=fazt.test ")
+                })
+                .count()
+                >= 2
+        },
+    );
     let root = setup.pebble.issuing_root();
     let got = fazt_e2e::runtime()
         .block_on(tls::get(setup.https, DOMAIN, "/_fazt/health", &[&root]))
@@ -233,7 +247,14 @@ fn https_on_with_an_ip_domain_refuses_to_start() {
     let data = tempfile::tempdir().unwrap();
     let (code, log) = fazt_e2e::daemon::faztd_refusing(
         data.path(),
-        &["--listen", "127.0.0.1:0", "--https", "on", "--domain", "127.0.0.1"],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--https",
+            "on",
+            "--domain",
+            "127.0.0.1",
+        ],
     );
     assert_eq!(code, Some(1), "{log}");
     assert!(log.contains("is an IP address"), "{log}");

@@ -5,6 +5,7 @@ use super::{SiteChange, SiteListener};
 use crate::functions::logs::SiteLogs;
 use crate::realtime::ChannelHub;
 use crate::store::StoreError;
+use crate::tls::CertifiedNames;
 
 /// Realtime follows each live version's `realtime` section (who may publish,
 /// which pages may connect); a removed site loses its channels and history
@@ -27,6 +28,18 @@ impl SiteListener for SiteLogs {
     fn site_changed(&self, change: &SiteChange) -> Result<(), StoreError> {
         if let SiteChange::Removed { site } = change {
             self.forget(site);
+        }
+        Ok(())
+    }
+}
+
+/// A deployed site's name is certified; a removed site's no longer is
+/// (its certificate stops renewing and is no longer served).
+impl SiteListener for CertifiedNames {
+    fn site_changed(&self, change: &SiteChange) -> Result<(), StoreError> {
+        match change {
+            SiteChange::Live { site, .. } => self.site_live(site.as_str()),
+            SiteChange::Removed { site } => self.site_removed(site.as_str()),
         }
         Ok(())
     }

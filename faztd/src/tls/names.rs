@@ -4,7 +4,7 @@
 //! deployed site's `NAME.DOMAIN` (the `root` site is the domain itself),
 //! and extra names from other sources (custom domains) through
 //! [`CertifiedNames::set_extra`]. It follows the sites service as a
-//! [`SiteListener`], and wakes the certificate manager when it changes. A
+//! `SiteListener` (in `sites/listeners.rs`), and wakes the certificate manager when it changes. A
 //! name a TLS client sends is never added here: that is what keeps junk
 //! handshakes from spending the CA's rate limits (DESIGN.md §12).
 
@@ -12,9 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
-
-use crate::sites::{SiteChange, SiteListener};
-use crate::store::StoreError;
 
 pub struct CertifiedNames {
     domain: String,
@@ -66,6 +63,21 @@ impl CertifiedNames {
         names
     }
 
+    /// A site is live (deployed, rolled back, or loaded at start): its
+    /// host is certified.
+    pub fn site_live(&self, site: &str) {
+        let host = self.site_host(site);
+        self.sets.lock().expect("names lock").sites.insert(host);
+        self.changed.notify_one();
+    }
+
+    /// A site was removed: its host is no longer certified (nor renewed).
+    pub fn site_removed(&self, site: &str) {
+        let host = self.site_host(site);
+        self.sets.lock().expect("names lock").sites.remove(&host);
+        self.changed.notify_one();
+    }
+
     /// Whether `name` is one of [`Self::current`].
     pub fn contains(&self, name: &str) -> bool {
         self.current().contains(name)
@@ -94,22 +106,6 @@ impl CertifiedNames {
     }
 }
 
-/// A deployed site's name is certified; a removed site's no longer is.
-impl SiteListener for CertifiedNames {
-    fn site_changed(&self, change: &SiteChange) -> Result<(), StoreError> {
-        let host = self.site_host(change.site().as_str());
-        {
-            let mut sets = self.sets.lock().expect("names lock");
-            match change {
-                SiteChange::Live { .. } => sets.sites.insert(host),
-                SiteChange::Removed { .. } => sets.sites.remove(&host),
-            };
-        }
-        self.changed.notify_one();
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +121,9 @@ mod tests {
         assert!(names.contains("shop.example.org"));
         names.set_extra("custom domains", []);
         assert!(!names.contains("shop.example.org"));
+        names.site_live("blog");
+        assert!(names.contains("blog.example.com"));
+        names.site_removed("blog");
+        assert!(!names.contains("blog.example.com"));
     }
 }
