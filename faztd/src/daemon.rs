@@ -204,6 +204,7 @@ pub async fn run(
         domain: decision.clone(),
         listen: bound,
         https_listen: https_bound,
+        certified: https.is_some().then(|| names.clone()),
         socket_path: options.socket.clone(),
         started,
         functions,

@@ -12,6 +12,7 @@ use crate::realtime::ChannelHub;
 use crate::refusals::Refusals;
 use crate::sites::Sites;
 use crate::store::Store;
+use crate::tls::CertifiedNames;
 use crate::urls::SiteUrls;
 
 pub struct Instance {
@@ -24,6 +25,8 @@ pub struct Instance {
     pub listen: SocketAddr,
     /// Where HTTPS is served, when it is on.
     pub https_listen: Option<SocketAddr>,
+    /// The names certified, when HTTPS is on (status reads their records).
+    pub certified: Option<Arc<CertifiedNames>>,
     pub socket_path: PathBuf,
     pub started: Instant,
     pub functions: Arc<FunctionPool>,
@@ -42,5 +45,35 @@ impl Instance {
     /// The one address to show when only one fits.
     pub fn site_url(&self, site: &str) -> String {
         self.site_urls(site).primary().to_string()
+    }
+}
+
+impl Instance {
+    /// Each certified name's stored record (a default one for a name not
+    /// tried yet), sorted by name; empty when HTTPS is off.
+    pub fn certificates(
+        &self,
+    ) -> Result<Vec<crate::store::CertificateRecord>, crate::store::StoreError> {
+        let Some(names) = &self.certified else {
+            return Ok(Vec::new());
+        };
+        let mut stored: std::collections::HashMap<String, _> = self
+            .store
+            .certificates()?
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
+        Ok(names
+            .current()
+            .into_iter()
+            .map(|name| {
+                stored
+                    .remove(&name)
+                    .unwrap_or(crate::store::CertificateRecord {
+                        name,
+                        ..Default::default()
+                    })
+            })
+            .collect())
     }
 }

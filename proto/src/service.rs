@@ -112,6 +112,27 @@ pub struct DaemonStatus {
     /// count per kind (e.g. `http_header_timeout`), zeros included.
     #[serde(default)]
     pub refusals: std::collections::BTreeMap<String, u64>,
+    /// Where HTTPS is served; `None` when it is off.
+    #[serde(default)]
+    pub https_listen: Option<String>,
+    /// Each certified name's certificate, when HTTPS is on.
+    #[serde(default)]
+    pub certificates: Vec<CertificateStatus>,
+}
+
+/// One name's certificate as `faztctl status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CertificateStatus {
+    pub name: String,
+    /// End of validity, Unix seconds; `None` until one is issued.
+    #[serde(default)]
+    pub valid_until: Option<u64>,
+    /// When renewal is due, Unix seconds.
+    #[serde(default)]
+    pub renew_at: Option<u64>,
+    /// The last failure to obtain or renew it, if the last try failed.
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -83,6 +83,15 @@ fn orders_for(log: &str, name: &str) -> usize {
         .count()
 }
 
+/// `faztctl status --json`'s entry for `name`'s certificate.
+fn certificate_status(faztd: &Faztd, name: &str) -> serde_json::Value {
+    let status = faztd.ctl(&["status", "--json"]).ok().json();
+    status["daemon"]["certificates"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["name"] == name).cloned())
+        .unwrap_or_else(|| panic!("no certificate for {name} in status: {status}"))
+}
+
 fn deploy_blog(faztd: &Faztd) -> tempfile::TempDir {
     faztd.deploy_files("blog", &[("index.html", "<h1>blog over tls</h1>\n")])
 }
@@ -104,6 +113,13 @@ fn tls_alpn_issuance_h2_wss_redirect_hsts_unknown_sni_and_restart() {
     wait_issued(&faztd, "blog.fazt.test");
     let root = setup.pebble.issuing_root();
     let rt = fazt_e2e::runtime();
+    let blog = certificate_status(&faztd, "blog.fazt.test");
+    assert!(blog["valid_until"].as_u64().is_some(), "{blog}");
+    assert!(
+        blog["renew_at"].as_u64() < blog["valid_until"].as_u64(),
+        "{blog}"
+    );
+    assert!(blog["last_error"].is_null(), "{blog}");
 
     // The chain reaches pebble's root and names the host (rustls checks
     // both), HTTP/2 was negotiated, and HSTS is on.
@@ -198,7 +214,17 @@ fn ca_down_at_start_then_back() {
     skip_unless!(fazt_e2e::pebble::missing());
     let mut setup = Setup::new(false, None);
     let faztd = setup.faztd(&[]);
-    faztd.wait_for_log("a failed order", |l| l.contains("cannot get a certificate"));
+    faztd.wait_for_log("a failed order for the domain", |l| {
+        l.contains("cannot get a certificate") && l.contains("name=fazt.test ")
+    });
+    let failing = certificate_status(&faztd, DOMAIN);
+    assert!(failing["valid_until"].is_null(), "{failing}");
+    assert!(
+        failing["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot use the ACME server")),
+        "{failing}"
+    );
     // Meanwhile plain HTTP serves the sites (no redirect without a
     // certificate).
     let plain = http::get(setup.http, DOMAIN, "/_fazt/health", &[]);

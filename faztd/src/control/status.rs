@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use fazt_proto::{ConfigEntry, DaemonStatus, RpcError};
+use fazt_proto::{CertificateStatus, ConfigEntry, DaemonStatus, RpcError};
 
 use super::errors::blocking;
 use crate::instance::Instance;
@@ -11,6 +11,7 @@ use crate::settings::{SettingEntry, Settings, SettingsError};
 pub async fn status(instance: &Arc<Instance>) -> Result<DaemonStatus, RpcError> {
     let i = instance;
     let realtime = i.realtime.stats();
+    let certificates = blocking(instance, |i| Ok(i.certificates()?)).await?;
     Ok(DaemonStatus {
         version: fazt_proto::FAZT_VERSION.to_string(),
         commit: fazt_proto::FAZT_COMMIT.to_string(),
@@ -33,6 +34,17 @@ pub async fn status(instance: &Arc<Instance>) -> Result<DaemonStatus, RpcError> 
             .snapshot()
             .into_iter()
             .map(|(kind, count)| (kind.to_string(), count))
+            .collect(),
+        https_listen: i.https_listen.map(|a| a.to_string()),
+        // Never the key: only dates and the last error.
+        certificates: certificates
+            .into_iter()
+            .map(|c| CertificateStatus {
+                valid_until: c.issued().then_some(c.not_after),
+                renew_at: c.issued().then_some(c.renew_at),
+                last_error: c.last_error,
+                name: c.name,
+            })
             .collect(),
     })
 }

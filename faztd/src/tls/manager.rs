@@ -214,12 +214,15 @@ impl CertManager {
                     let delay = FIRST_BACKOFF
                         .saturating_mul(4u32.saturating_pow(failures - 1))
                         .min(MAX_BACKOFF);
+                    // Stored before it is logged: whoever reads the log
+                    // finds the error in status too.
+                    let said = err.to_string();
+                    self.failed(schedule, name, err);
                     tracing::warn!(
                         name = %name,
                         retry_in_secs = delay.as_secs(),
-                        "cannot get a certificate: {err}"
+                        "cannot get a certificate: {said}"
                     );
-                    self.failed(schedule, name, err);
                     let at = Instant::now() + delay;
                     schedule.retry.insert(name.clone(), (at, failures));
                     wake = wake.min(at);
