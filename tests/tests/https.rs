@@ -93,7 +93,16 @@ fn certificate_status(faztd: &Faztd, name: &str) -> serde_json::Value {
 }
 
 fn deploy_blog(faztd: &Faztd) -> tempfile::TempDir {
-    faztd.deploy_files("blog", &[("index.html", "<h1>blog over tls</h1>\n")])
+    faztd.deploy_files(
+        "blog",
+        &[
+            ("index.html", "<h1>blog over tls</h1>\n"),
+            (
+                "api/hello.js",
+                "export default async (req) => ({ hello: req.query.name });\n",
+            ),
+        ],
+    )
 }
 
 #[test]
@@ -134,6 +143,22 @@ fn tls_alpn_issuance_h2_wss_redirect_hsts_unknown_sni_and_restart() {
             .get("strict-transport-security")
             .map(|v| v.to_str().unwrap()),
         Some("max-age=31536000")
+    );
+    // Functions over HTTP/2 too.
+    let function = rt
+        .block_on(tls::get(
+            setup.https,
+            "blog.fazt.test",
+            "/api/hello?name=h2",
+            &[&root],
+        ))
+        .expect("a function over TLS");
+    assert_eq!(function.version, hyper::Version::HTTP_2);
+    assert_eq!(function.status, 200, "{function:?}");
+    assert!(
+        function.body.contains(r#""hello":"h2""#),
+        "{}",
+        function.body
     );
     let root_site = rt
         .block_on(tls::get(setup.https, DOMAIN, "/_fazt/health", &[&root]))

@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use hyper::body::Incoming;
 use warp::http::header::{self, HeaderMap, HeaderValue};
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -36,7 +35,7 @@ impl HttpsFront {
 
     /// What the plain HTTP listener answers itself, before routing: a
     /// pending HTTP-01 token, or a redirect to HTTPS. `None`: serve as usual.
-    pub fn plain_answer(&self, req: &hyper::Request<Incoming>) -> Option<Response> {
+    pub fn plain_answer<B>(&self, req: &hyper::Request<B>) -> Option<Response> {
         let path = req.uri().path();
         if path.starts_with(crate::tls::http01::HTTP01_PREFIX) {
             return Some(match self.http01.answer(path) {
@@ -74,4 +73,62 @@ fn host_name(headers: &HeaderMap) -> Option<&str> {
         _ => host,
     };
     (!name.is_empty()).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn front() -> HttpsFront {
+        let resolver = Arc::new(CertResolver::new("example.com"));
+        let (chain, key) = crate::tls::certs::tests::self_signed("blog.example.com");
+        let cert = crate::tls::certs::load("blog.example.com", &chain, &key).unwrap();
+        resolver.install("blog.example.com", cert.key);
+        HttpsFront {
+            port: 8443,
+            resolver,
+            http01: Arc::new(Http01Tokens::default()),
+            hsts: HttpsFront::hsts_header(60),
+        }
+    }
+
+    fn get(host: &str, target: &str) -> hyper::Request<()> {
+        hyper::Request::get(target)
+            .header("host", host)
+            .body(())
+            .unwrap()
+    }
+
+    #[test]
+    fn certified_hosts_are_redirected_with_path_and_query() {
+        let front = front();
+        let res = front
+            .plain_answer(&get("blog.example.com:80", "/a/b?x=1"))
+            .expect("a redirect");
+        assert_eq!(res.status(), StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(
+            res.headers()[header::LOCATION],
+            "https://blog.example.com:8443/a/b?x=1"
+        );
+        // No certificate (yet): served over plain HTTP as before.
+        assert!(front.plain_answer(&get("new.example.com", "/")).is_none());
+        assert!(front.plain_answer(&get("", "/")).is_none());
+    }
+
+    #[test]
+    fn acme_tokens_are_answered_and_unknown_ones_are_404() {
+        let front = front();
+        front.http01.insert("tok", "tok.thumb");
+        let path = |t: &str| format!("/.well-known/acme-challenge/{t}");
+        let res = front
+            .plain_answer(&get("blog.example.com", &path("tok")))
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let res = front
+            .plain_answer(&get("blog.example.com", &path("nope")))
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert_eq!(front.hsts.as_ref().unwrap(), "max-age=60");
+        assert!(HttpsFront::hsts_header(0).is_none());
+    }
 }
