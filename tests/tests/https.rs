@@ -198,6 +198,21 @@ fn tls_alpn_issuance_h2_wss_redirect_hsts_unknown_sni_and_restart() {
     assert_eq!(orders_for(&log, "junk.fazt.test"), 0, "{log}");
     assert_eq!(log.matches("ACME order started").count(), orders_before);
 
+    // A removed site's name leaves the resolver at once (its host then
+    // gets the instance certificate); deployed again, its stored
+    // certificate serves again, with no new order.
+    faztd.ctl(&["site", "rm", "blog", "--yes"]).ok();
+    fazt_e2e::wait_until(PATIENCE, "blog's certificate to stop serving", || {
+        rt.block_on(tls::get(setup.https, "blog.fazt.test", "/", &[&root]))
+            .is_err()
+    });
+    let _again = deploy_blog(&faztd);
+    fazt_e2e::wait_until(PATIENCE, "blog's stored certificate to serve again", || {
+        rt.block_on(tls::get(setup.https, "blog.fazt.test", "/", &[&root]))
+            .is_ok_and(|got| got.status == 200)
+    });
+    assert_eq!(orders_for(&faztd.log(), "blog.fazt.test"), 1);
+
     // A restart on the same data serves the stored certificates at once and
     // orders nothing.
     let orders = orders_for(&log, DOMAIN) + orders_for(&log, "blog.fazt.test");

@@ -113,6 +113,7 @@ impl CertManager {
                     self.resolver.install(&record.name, cert.key);
                     loaded += 1;
                 }
+                // The manager orders a new one (see `serve_stored`).
                 Err(err) => tracing::warn!("{err}; ordering a new one"),
             }
         }
@@ -174,6 +175,7 @@ impl CertManager {
     async fn round(&self, schedule: &mut Schedule, wanted: &BTreeSet<String>) -> Instant {
         let mut wake = Instant::now() + Duration::from_secs(3600);
         for name in wanted {
+            self.serve_stored(schedule, name);
             let now = Instant::now();
             let due = self.due_at(schedule, name);
             let unix = unix_now();
@@ -230,6 +232,26 @@ impl CertManager {
             }
         }
         wake
+    }
+
+    /// Serves `name`'s stored certificate if the resolver lacks it (a site
+    /// deployed again after a removal); one that cannot serve (expired,
+    /// unreadable) makes the name due for an order now.
+    fn serve_stored(&self, schedule: &mut Schedule, name: &str) {
+        if self.resolver.has_certificate(name) {
+            return;
+        }
+        let Some(record) = schedule.records.get_mut(name).filter(|r| r.issued()) else {
+            return;
+        };
+        match certs::load(name, &record.chain_pem, &record.key_pem) {
+            Ok(cert) if cert.not_after > unix_now() => self.resolver.install(name, cert.key),
+            Ok(_) => record.renew_at = 0,
+            Err(err) => {
+                tracing::warn!("{err}; ordering a new one");
+                record.renew_at = 0;
+            }
+        }
     }
 
     /// Records a name's last error (its certificate, if any, stays).
