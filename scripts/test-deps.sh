@@ -38,6 +38,8 @@ PACKAGES=(
   "dbus-daemon:tests/tests/systemd_user.rs (a private bus)"
   "dbus-user-session:tests/tests/systemd_user.rs (the user bus)"
   "nginx-light:tests/tests/http_strict.rs (the peer odd requests are compared with)"
+  "pebble:tests/tests/https.rs (a local ACME CA and its DNS server, pebble-challtestsrv)"
+  "openssl:tests/tests/https.rs (the CA of pebble's own HTTPS)"
   "util-linux:tests/tests/systemd_*.rs (unshare, setpriv)"
   "passwd:tests/tests/systemd_user.rs (useradd, userdel)"
 )

@@ -27,6 +27,9 @@ use crate::shutdown::Shutdown;
 use crate::sites::{DomainListener, Listeners, SiteListener, Sites};
 use crate::store::Store;
 use crate::systemd::notify;
+use crate::tls::{
+    self, AcmeChallenge, AcmeOptions, CertManager, CertResolver, CertifiedNames, HttpsMode,
+};
 use crate::urls;
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -42,6 +45,20 @@ pub struct DaemonOptions {
     pub domain: Option<String>,
     /// The control socket.
     pub socket: PathBuf,
+    /// HTTPS settings overridden for this run.
+    pub https: HttpsFlags,
+}
+
+/// The HTTPS flags: each overrides its stored setting for this run.
+#[derive(Debug, Clone, Default)]
+pub struct HttpsFlags {
+    pub mode: Option<HttpsMode>,
+    pub listen_https: Option<SocketAddr>,
+    pub acme_directory: Option<String>,
+    /// A PEM root the ACME server's own certificate chains to (flag only).
+    pub acme_root: Option<PathBuf>,
+    pub acme_email: Option<String>,
+    pub acme_challenge: Option<AcmeChallenge>,
 }
 
 impl DaemonOptions {
@@ -90,20 +107,18 @@ pub async fn run(
     }
 
     let listen = options.listen.unwrap_or(settings.listen);
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
-        let hint = if err.kind() == std::io::ErrorKind::AddrInUse {
-            format!(
-                "; another program uses port {}: stop it, or pick another with --listen 127.0.0.1:PORT",
-                listen.port()
-            )
-        } else if err.kind() == std::io::ErrorKind::PermissionDenied {
-            "; ports below 1024 need privileges: use a port above 1024 or the system service".to_string()
-        } else {
-            String::new()
-        };
-        anyhow::anyhow!("cannot listen on {listen}: {err}{hint}")
-    })?;
+    let listener = bind(listen, "--listen").await?;
     let bound = listener.local_addr()?;
+    // HTTPS, when the setting (or flag) and the domain allow it.
+    let https = HttpsPlan::decide(&options.https, &settings, &decision.domain)?;
+    let https_listener = match &https {
+        Some(plan) => Some(bind(plan.listen, "--listen-https").await?),
+        None => None,
+    };
+    let https_bound = match &https_listener {
+        Some(listener) => Some(listener.local_addr()?),
+        None => None,
+    };
     // The control socket comes after the port, so a failed start leaves no socket behind.
     let control_listener = control::bind(&options.socket)?;
 
@@ -130,9 +145,16 @@ pub async fn run(
     // Hosts route by rule, then by the custom domains it follows.
     let resolver = SiteResolver::new(&decision.domain);
     // The views that follow every site change, in the order they are told.
-    let site_views: Vec<Arc<dyn SiteListener>> =
+    let mut site_views: Vec<Arc<dyn SiteListener>> =
         vec![catalog.clone(), realtime.clone(), functions.logs.clone()];
-    let domain_views: Vec<Arc<dyn DomainListener>> = vec![resolver.custom_domains().clone()];
+    let mut domain_views: Vec<Arc<dyn DomainListener>> = vec![resolver.custom_domains().clone()];
+    // The names to certify follow the sites (deploys add, removals drop)
+    // and the custom domains.
+    let names = Arc::new(CertifiedNames::new(&decision.domain));
+    if https.is_some() {
+        site_views.push(names.clone());
+        domain_views.push(names.clone());
+    }
     let sites = Sites::new(
         store.clone(),
         Some(functions.clone()),
@@ -145,6 +167,28 @@ pub async fn run(
     // Loads every live site into the views, and collects the leftovers of
     // deploys interrupted by a crash or a killed client.
     sites.start().await.context("cannot load the sites")?;
+    let certificates = match &https {
+        Some(plan) => {
+            tls::install_crypto_provider();
+            let resolver = Arc::new(CertResolver::new(&decision.domain));
+            let http01 = Arc::new(tls::Http01Tokens::default());
+            let manager = CertManager::new(
+                store.clone(),
+                names.clone(),
+                resolver.clone(),
+                http01.clone(),
+                plan.acme.clone(),
+            );
+            // Stored certificates serve from the first handshake, without
+            // asking the CA for anything.
+            let loaded = manager
+                .load_stored()
+                .context("cannot read the stored certificates")?;
+            tracing::info!(loaded, "tls: stored certificates loaded");
+            Some((manager, resolver, http01, plan.hsts_max_age_secs))
+        }
+        None => None,
+    };
     let state = Arc::new(HttpState {
         catalog: catalog.clone(),
         resolver,
@@ -156,6 +200,15 @@ pub async fn run(
         connections: Connections::new(settings.connection_limits()),
         realtime: realtime.clone(),
         refusals: refusals.clone(),
+        https: match (&certificates, https_bound) {
+            (Some((_, resolver, http01, hsts)), Some(addr)) => Some(fazt_http::https::HttpsFront {
+                port: addr.port(),
+                resolver: resolver.clone(),
+                http01: http01.clone(),
+                hsts: fazt_http::https::HttpsFront::hsts_header(*hsts),
+            }),
+            _ => None,
+        },
     });
     let instance = Arc::new(Instance {
         store: store.clone(),
@@ -163,6 +216,8 @@ pub async fn run(
         catalog: catalog.clone(),
         domain: decision.clone(),
         listen: bound,
+        https_listen: https_bound,
+        certified: https.is_some().then(|| names.clone()),
         socket_path: options.socket.clone(),
         started,
         functions,
@@ -176,6 +231,7 @@ pub async fn run(
     ));
     print_banner(
         bound,
+        https_bound.zip(https.as_ref()),
         &decision,
         &catalog.site_names(),
         &db_path,
@@ -202,7 +258,22 @@ pub async fn run(
         },
         &stop,
     );
-    stop.spawn(fazt_http::serve(listener, state, stop.clone()));
+    if let (Some(listener), Some((manager, resolver, _, _))) = (https_listener, &certificates) {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(resolver.clone()));
+        stop.spawn(fazt_http::serve(
+            listener,
+            state.clone(),
+            stop.clone(),
+            fazt_http::Transport::Tls(acceptor),
+        ));
+        stop.spawn(manager.clone().run(stop.clone()));
+    }
+    stop.spawn(fazt_http::serve(
+        listener,
+        state,
+        stop.clone(),
+        fazt_http::Transport::Plain,
+    ));
 
     shutdown.await;
     tracing::info!("shutting down: letting in-flight requests finish");
@@ -229,6 +300,66 @@ pub async fn run(
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Binds a TCP listener, with a hint for the usual failures.
+async fn bind(addr: SocketAddr, flag: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|err| {
+        let hint = if err.kind() == std::io::ErrorKind::AddrInUse {
+            format!(
+                "; another program uses port {}: stop it, or pick another with {flag} 127.0.0.1:PORT",
+                addr.port()
+            )
+        } else if err.kind() == std::io::ErrorKind::PermissionDenied {
+            "; ports below 1024 need privileges: use a port above 1024 or the system service"
+                .to_string()
+        } else {
+            String::new()
+        };
+        anyhow::anyhow!("cannot listen on {addr}: {err}{hint}")
+    })
+}
+
+/// HTTPS as this run has it: on (with where and how), or `None` for off.
+struct HttpsPlan {
+    listen: SocketAddr,
+    acme: AcmeOptions,
+    hsts_max_age_secs: u64,
+}
+
+impl HttpsPlan {
+    /// Flags over settings; `on` with a domain no CA can check is an error
+    /// that says why.
+    fn decide(flags: &HttpsFlags, settings: &Settings, domain: &str) -> Result<Option<HttpsPlan>> {
+        let mode = flags.mode.unwrap_or(settings.https);
+        let on = tls::mode::https_enabled(mode, domain).map_err(|why| anyhow::anyhow!(why))?;
+        if !on {
+            if mode == HttpsMode::Auto {
+                tracing::info!(
+                    domain,
+                    "https is auto and {domain} is not a public DNS name: serving plain HTTP only"
+                );
+            }
+            return Ok(None);
+        }
+        let email = flags
+            .acme_email
+            .clone()
+            .unwrap_or(settings.acme_email.clone());
+        Ok(Some(HttpsPlan {
+            listen: flags.listen_https.unwrap_or(settings.listen_https),
+            acme: AcmeOptions {
+                directory: flags
+                    .acme_directory
+                    .clone()
+                    .unwrap_or(settings.acme_directory.clone()),
+                root_pem: flags.acme_root.clone(),
+                email: (!email.is_empty()).then_some(email),
+                challenge: flags.acme_challenge.unwrap_or(settings.acme_challenge),
+            },
+            hsts_max_age_secs: settings.hsts_max_age_secs,
+        }))
+    }
 }
 
 /// Raises the soft limit on open files to the hard one: each connection is a
@@ -285,6 +416,7 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 's
 /// Tells the person at the terminal where their sites are.
 fn print_banner(
     bound: SocketAddr,
+    https: Option<(SocketAddr, &HttpsPlan)>,
     decision: &DomainDecision,
     sites: &[String],
     db: &Path,
@@ -295,6 +427,14 @@ fn print_banner(
         fazt_proto::FAZT_VERSION,
         urls::describe_listen(bound)
     );
+    if let Some((addr, plan)) = https {
+        println!(
+            "https: listening on {addr} (certificates from {} by {}; port {} redirects to HTTPS)",
+            plan.acme.directory,
+            plan.acme.challenge,
+            bound.port()
+        );
+    }
     println!(
         "domain: {} ({}){}",
         decision.domain,
@@ -306,7 +446,7 @@ fn print_banner(
             .unwrap_or_default()
     );
     for site in sites {
-        let urls = urls::site_urls(bound, &decision.domain, site);
+        let urls = urls::site_urls(bound, https.map(|h| h.0), &decision.domain, site);
         match urls.public {
             Some(public) => println!("  {site:<12} {:<36} {public}", urls.local),
             None => println!("  {site:<12} {}", urls.local),

@@ -20,4 +20,5 @@ pub mod shutdown;
 pub mod sites;
 pub mod store;
 pub mod systemd;
+pub mod tls;
 pub mod urls;

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use faztd::daemon::{self, DaemonOptions};
+use faztd::daemon::{self, DaemonOptions, HttpsFlags};
 use faztd::systemd::install::{self, InstallOptions, UninstallOptions};
 use faztd::systemd::{notify, Scope};
+use faztd::tls::{AcmeChallenge, HttpsMode};
 
 /// The Fazt daemon: serves your sites from one database file.
 ///
@@ -19,7 +20,9 @@ use faztd::systemd::{notify, Scope};
 ///
 /// `faztd install` makes it a systemd service instead (see `faztd install --help`).
 #[derive(Parser, Debug)]
-#[command(name = "faztd", version = fazt_proto::VERSION_LINE, about, long_about)]
+// A flag given twice takes its last value (the tests start faztd with a
+// default `--listen` and may give their own after it).
+#[command(name = "faztd", version = fazt_proto::VERSION_LINE, about, long_about, args_override_self = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -40,6 +43,32 @@ struct Cli {
     /// points at this machine, else the detected local IP]
     #[arg(long, global = true, value_name = "DOMAIN")]
     domain: Option<String>,
+
+    /// HTTPS with certificates from an ACME CA, for this run: off, on, or auto (on
+    /// only when the domain is a public DNS name) [default: stored, else off]
+    #[arg(long, value_name = "off|on|auto", value_parser = HttpsMode::parse)]
+    https: Option<HttpsMode>,
+
+    /// Address and port to serve HTTPS on, for this run [default: stored, else 0.0.0.0:443]
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen_https: Option<SocketAddr>,
+
+    /// The ACME directory URL, for this run [default: stored, else Let's Encrypt]
+    #[arg(long, value_name = "URL")]
+    acme_directory: Option<String>,
+
+    /// A PEM root certificate to trust for the ACME server's own HTTPS (a private CA)
+    #[arg(long, value_name = "PEM")]
+    acme_root: Option<PathBuf>,
+
+    /// The contact e-mail given to the ACME CA, for this run [default: stored, else none]
+    #[arg(long, value_name = "ADDRESS")]
+    acme_email: Option<String>,
+
+    /// How the CA checks names, for this run: tls-alpn-01 or http-01 [default: stored,
+    /// else tls-alpn-01]
+    #[arg(long, value_name = "KIND", value_parser = AcmeChallenge::parse)]
+    acme_challenge: Option<AcmeChallenge>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -109,6 +138,14 @@ fn main() -> ExitCode {
         data_dir,
         listen: cli.listen,
         domain: cli.domain,
+        https: HttpsFlags {
+            mode: cli.https,
+            listen_https: cli.listen_https,
+            acme_directory: cli.acme_directory,
+            acme_root: cli.acme_root,
+            acme_email: cli.acme_email,
+            acme_challenge: cli.acme_challenge,
+        },
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

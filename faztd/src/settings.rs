@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::connections::ConnectionLimits;
 use crate::realtime::RealtimeLimits;
 use crate::store::{Store, StoreError};
+use crate::tls::{AcmeChallenge, HttpsMode};
 
 /// One setting as `config get` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +70,24 @@ impl SettingValue for SocketAddr {
     }
     fn to_setting(&self) -> String {
         self.to_string()
+    }
+}
+
+impl SettingValue for HttpsMode {
+    fn parse_setting(text: &str) -> Result<HttpsMode, String> {
+        HttpsMode::parse(text)
+    }
+    fn to_setting(&self) -> String {
+        self.as_str().to_string()
+    }
+}
+
+impl SettingValue for AcmeChallenge {
+    fn parse_setting(text: &str) -> Result<AcmeChallenge, String> {
+        AcmeChallenge::parse(text)
+    }
+    fn to_setting(&self) -> String {
+        self.as_str().to_string()
     }
 }
 
@@ -171,6 +190,28 @@ fn domain_name(value: &String) -> Result<(), String> {
     }
 }
 
+fn directory_url(value: &String) -> Result<(), String> {
+    if value.starts_with("https://") || value.starts_with("http://") {
+        Ok(())
+    } else {
+        Err(format!(
+            "{value:?} is not an http(s):// URL of an ACME directory"
+        ))
+    }
+}
+
+fn email(value: &String) -> Result<(), String> {
+    if value.is_empty() || (value.contains('@') && !value.contains(char::is_whitespace)) {
+        Ok(())
+    } else {
+        Err(format!("{value:?} is not an e-mail address"))
+    }
+}
+
+/// The HTTPS address of an instance nobody configured.
+pub const DEFAULT_LISTEN_HTTPS: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 443);
+
 /// The HTTP address of an instance nobody configured.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(
     std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
@@ -232,6 +273,18 @@ settings! {
         "bytes of messages one realtime connection may have waiting, all its channels together, before it is disconnected (new connections)";
     realtime_heartbeat_secs: u64 = 30, within!(1, 3_600),
         "seconds between WebSocket pings; a client silent for two is dropped";
+    https: HttpsMode = HttpsMode::Off, any,
+        "off, on, or auto (HTTPS with ACME certificates only when the domain is a public DNS name); applies at the next start";
+    listen_https: SocketAddr = DEFAULT_LISTEN_HTTPS, any,
+        "address and port for HTTPS when it is on (applies at the next start)";
+    acme_directory: String = crate::tls::LETS_ENCRYPT.to_string(), directory_url,
+        "the ACME directory certificates come from (Let's Encrypt by default; its staging, or any)";
+    acme_email: String = String::new(), email,
+        "contact address given to the ACME CA (expiry notices); empty = none";
+    acme_challenge: AcmeChallenge = AcmeChallenge::TlsAlpn01, any,
+        "how the CA checks a name: tls-alpn-01 (on the HTTPS port) or http-01 (on port 80)";
+    hsts_max_age_secs: u64 = 31_536_000, within!(0, 63_072_000),
+        "max-age of the Strict-Transport-Security header on HTTPS responses (0 = no header)";
 }
 
 impl Settings {

@@ -5,7 +5,8 @@
 //! `*.localhost` to loopback). From elsewhere the site answers at
 //! `NAME.DOMAIN`, or `NAME.IP.nip.io` when the domain is an IP address (so
 //! it works without DNS set-up) — but only when faztd listens on more than
-//! loopback.
+//! loopback. With HTTPS on, the public address is `https://NAME.DOMAIN`
+//! (whatever faztd listens on: a certified name is meant to be public).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -25,7 +26,13 @@ impl SiteUrls {
     }
 }
 
-pub fn site_urls(listen: SocketAddr, domain: &str, site: &str) -> SiteUrls {
+/// `https` is where HTTPS is served, when it is on.
+pub fn site_urls(
+    listen: SocketAddr,
+    https: Option<SocketAddr>,
+    domain: &str,
+    site: &str,
+) -> SiteUrls {
     let port = port_suffix(listen);
     let local_host = match site {
         "root" => "localhost".to_string(),
@@ -37,21 +44,29 @@ pub fn site_urls(listen: SocketAddr, domain: &str, site: &str) -> SiteUrls {
     let domain_is_local = domain.is_empty()
         || domain == "localhost"
         || domain.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    let public = (reachable && !domain_is_local).then(|| {
+    let public = ((reachable || https.is_some()) && !domain_is_local).then(|| {
         let host = match (site, domain.parse::<IpAddr>().is_ok()) {
             ("root", _) => domain.to_string(),
             (name, true) => format!("{name}.{domain}.nip.io"),
             (name, false) => format!("{name}.{domain}"),
         };
-        format!("http://{host}{port}/")
+        match https {
+            Some(addr) if addr.port() == 443 => format!("https://{host}/"),
+            Some(addr) => format!("https://{host}:{}/", addr.port()),
+            None => format!("http://{host}{port}/"),
+        }
     });
     SiteUrls { local, public }
 }
 
 /// Where a custom domain (`example.org`) serves its site: wherever its DNS
-/// points, on the port faztd listens on.
-pub fn custom_domain_url(listen: SocketAddr, domain: &str) -> String {
-    format!("http://{domain}{}/", port_suffix(listen))
+/// points, on the port faztd listens on (HTTPS's when it is on).
+pub fn custom_domain_url(listen: SocketAddr, https: Option<SocketAddr>, domain: &str) -> String {
+    match https {
+        Some(addr) if addr.port() == 443 => format!("https://{domain}/"),
+        Some(addr) => format!("https://{domain}:{}/", addr.port()),
+        None => format!("http://{domain}{}/", port_suffix(listen)),
+    }
 }
 
 /// `:PORT` in a URL, or nothing for HTTP's default port.
@@ -82,7 +97,7 @@ mod tests {
     use super::*;
 
     fn urls(listen: &str, domain: &str, site: &str) -> SiteUrls {
-        site_urls(listen.parse().unwrap(), domain, site)
+        site_urls(listen.parse().unwrap(), None, domain, site)
     }
 
     #[test]
@@ -109,8 +124,27 @@ mod tests {
         // A local-only domain is no public address.
         assert_eq!(urls("0.0.0.0:8080", "localhost", "blog").public, None);
         // A custom domain is where its DNS points, on faztd's port.
-        let at = |listen: &str| custom_domain_url(listen.parse().unwrap(), "example.org");
+        let at = |listen: &str| custom_domain_url(listen.parse().unwrap(), None, "example.org");
         assert_eq!(at("0.0.0.0:80"), "http://example.org/");
         assert_eq!(at("127.0.0.1:8080"), "http://example.org:8080/");
+    }
+
+    #[test]
+    fn https_addresses() {
+        let https = |addr: &str, site: &str| {
+            site_urls(
+                "127.0.0.1:80".parse().unwrap(),
+                Some(addr.parse().unwrap()),
+                "example.com",
+                site,
+            )
+        };
+        let blog = https("0.0.0.0:443", "blog");
+        assert_eq!(blog.public.as_deref(), Some("https://blog.example.com/"));
+        assert_eq!(blog.local, "http://blog.localhost/");
+        assert_eq!(
+            https("127.0.0.1:8443", "root").public.as_deref(),
+            Some("https://example.com:8443/")
+        );
     }
 }

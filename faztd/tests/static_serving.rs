@@ -102,6 +102,7 @@ fn serve(sites: &[Site]) -> TestServer {
             refusals.clone(),
         )),
         refusals: refusals.clone(),
+        https: None,
     });
     let stop = Shutdown::new();
     let stopped = stop.clone();
@@ -115,7 +116,7 @@ fn serve(sites: &[Site]) -> TestServer {
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            faztd::http::serve(listener, state, stopped).await;
+            faztd::http::serve(listener, state, stopped, faztd::http::Transport::Plain).await;
         });
     });
     TestServer {

@@ -114,6 +114,27 @@ pub struct DaemonStatus {
     /// count per kind (e.g. `http_header_timeout`), zeros included.
     #[serde(default)]
     pub refusals: std::collections::BTreeMap<String, u64>,
+    /// Where HTTPS is served; `None` when it is off.
+    #[serde(default)]
+    pub https_listen: Option<String>,
+    /// Each certified name's certificate, when HTTPS is on.
+    #[serde(default)]
+    pub certificates: Vec<CertificateStatus>,
+}
+
+/// One name's certificate as `faztctl status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CertificateStatus {
+    pub name: String,
+    /// End of validity, Unix seconds; `None` until one is issued.
+    #[serde(default)]
+    pub valid_until: Option<u64>,
+    /// When renewal is due, Unix seconds.
+    #[serde(default)]
+    pub renew_at: Option<u64>,
+    /// The last failure to obtain or renew it, if the last try failed.
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -301,24 +322,9 @@ pub struct DomainInfo {
     /// Where the site answers at this name, e.g. `http://example.org/`.
     pub url: String,
     /// The name's HTTPS certificate; `None` while the instance serves plain
-    /// HTTP (or its certificate was never ordered).
+    /// HTTP.
     #[serde(default)]
-    pub certificate: Option<CertificateInfo>,
-}
-
-/// What is known of one name's certificate. Every field may be missing:
-/// a certificate not yet issued has an error or nothing at all.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct CertificateInfo {
-    /// When the certificate expires, in seconds since the epoch.
-    #[serde(default)]
-    pub valid_until: Option<u64>,
-    /// When faztd will next try to renew it, in seconds since the epoch.
-    #[serde(default)]
-    pub next_renewal: Option<u64>,
-    /// Why the last order or renewal failed, if it did.
-    #[serde(default)]
-    pub last_error: Option<String>,
+    pub certificate: Option<CertificateStatus>,
 }
 
 /// What `domain_add` did.

@@ -175,6 +175,7 @@ mod tests {
 
         #[derive(Serialize)]
         struct LaterCertificate {
+            name: String,
             valid_until: u64,
             issuer: String,
         }
@@ -192,13 +193,14 @@ mod tests {
             added_at: 1,
             url: "https://example.org/".into(),
             certificate: LaterCertificate {
+                name: "example.org".into(),
                 valid_until: 99,
                 issuer: "Pebble".into(),
             },
         };
         let info: crate::DomainInfo = decode(&encode(&later)).unwrap();
         let cert = info.certificate.expect("a certificate");
-        assert_eq!((cert.valid_until, cert.next_renewal), (Some(99), None));
+        assert_eq!((cert.valid_until, cert.renew_at), (Some(99), None));
     }
 
     #[test]

@@ -16,10 +16,12 @@ pub mod control;
 pub mod daemon;
 pub mod http;
 pub mod nginx;
+pub mod pebble;
 pub mod process;
 pub mod require;
 pub mod sshd;
 pub mod systemd;
+pub mod tls;
 pub mod wait;
 pub mod ws;
 

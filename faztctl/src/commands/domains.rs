@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use comfy_table::{Cell, Color};
-use fazt_proto::{CertificateInfo, DomainInfo};
+use fazt_proto::{CertificateStatus, DomainInfo};
 
 use super::daemon;
 use crate::client;
@@ -86,14 +86,14 @@ fn row(info: &DomainInfo) -> Vec<Cell> {
 
 /// What a name's certificate cell says: its expiry and next renewal, or why
 /// the last attempt failed.
-fn certificate(cert: Option<&CertificateInfo>) -> Cell {
+fn certificate(cert: Option<&CertificateStatus>) -> Cell {
     let Some(cert) = cert else {
         return Cell::new("no HTTPS");
     };
     if let Some(error) = &cert.last_error {
         return colored(format!("error: {error}"), Color::Red);
     }
-    match (cert.valid_until, cert.next_renewal) {
+    match (cert.valid_until, cert.renew_at) {
         (Some(until), Some(renewal)) => Cell::new(format!(
             "valid until {} (renews {})",
             output::from_now(until),

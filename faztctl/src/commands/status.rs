@@ -437,6 +437,12 @@ fn print_details(status: &DaemonStatus, unit: &Result<Option<UnitStatus>, String
         comfy_table::Cell::new("listen"),
         comfy_table::Cell::new(&status.listen),
     ]);
+    if let Some(https) = &status.https_listen {
+        rows.add_row(vec![
+            comfy_table::Cell::new("https"),
+            comfy_table::Cell::new(https),
+        ]);
+    }
     rows.add_row(vec![
         comfy_table::Cell::new("sites"),
         comfy_table::Cell::new(status.sites),
@@ -475,6 +481,48 @@ fn print_details(status: &DaemonStatus, unit: &Result<Option<UnitStatus>, String
         comfy_table::Cell::new("socket"),
         comfy_table::Cell::new(&status.socket_path),
     ]);
+    println!("{rows}");
+    print_certificates(&status.certificates);
+}
+
+/// A certificate this close to its end is shown in yellow: renewal (due at
+/// two thirds of its lifetime) has been failing.
+const EXPIRES_SOON_SECS: u64 = 14 * 86_400;
+
+/// Each certified name: valid until, next renewal, last error.
+fn print_certificates(certificates: &[fazt_proto::CertificateStatus]) {
+    if certificates.is_empty() {
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let date = |secs: u64| {
+        if secs <= now {
+            format!("{} ago", output::duration(now - secs))
+        } else {
+            format!("in {}", output::duration(secs - now))
+        }
+    };
+    let mut rows = output::table(&["certificate", "valid until", "renewal", "last error"]);
+    for cert in certificates {
+        let valid = match cert.valid_until {
+            None => colored("none yet".to_string(), Color::Yellow),
+            Some(end) if end <= now + EXPIRES_SOON_SECS => {
+                colored(format!("{} (expires soon)", date(end)), Color::Yellow)
+            }
+            Some(end) => comfy_table::Cell::new(date(end)),
+        };
+        rows.add_row(vec![
+            comfy_table::Cell::new(&cert.name),
+            valid,
+            comfy_table::Cell::new(cert.renew_at.map(date).unwrap_or_else(|| "-".into())),
+            match &cert.last_error {
+                Some(err) => colored(err.clone(), Color::Yellow),
+                None => comfy_table::Cell::new("-"),
+            },
+        ]);
+    }
     println!("{rows}");
 }
 

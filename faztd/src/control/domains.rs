@@ -1,11 +1,13 @@
 //! `domain add`, `domain rm` and `domain list`: adapters over the sites
 //! service, which checks the names and owns the changes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use fazt_proto::{DomainAdded, DomainInfo, RpcError};
 
-use super::errors::site_name;
+use super::errors::{blocking, site_name};
+use super::status::certificate_status;
 use crate::instance::Instance;
 use crate::sites::DomainEntry;
 
@@ -16,15 +18,17 @@ pub async fn add(
 ) -> Result<DomainAdded, RpcError> {
     let site = site_name(&site)?;
     let added = instance.sites.add_domain(&site, &domain).await?;
+    let certificates = certificates(instance).await?;
     Ok(DomainAdded {
-        domain: info(instance, added.entry),
+        domain: info(instance, added.entry, &certificates),
         unchanged: added.unchanged,
     })
 }
 
 pub async fn remove(instance: &Arc<Instance>, domain: String) -> Result<DomainInfo, RpcError> {
     let removed = instance.sites.remove_domain(&domain).await?;
-    Ok(info(instance, removed))
+    // No longer certified: shown without a certificate.
+    Ok(info(instance, removed, &HashMap::new()))
 }
 
 pub async fn list(
@@ -33,17 +37,36 @@ pub async fn list(
 ) -> Result<Vec<DomainInfo>, RpcError> {
     let site = site.as_deref().map(site_name).transpose()?;
     let entries = instance.sites.domains(site.as_ref()).await?;
-    Ok(entries.into_iter().map(|e| info(instance, e)).collect())
+    let certificates = certificates(instance).await?;
+    Ok(entries
+        .into_iter()
+        .map(|e| info(instance, e, &certificates))
+        .collect())
 }
 
-/// The wire form of a domain. `certificate` stays `None` until faztd
-/// serves HTTPS.
-fn info(instance: &Instance, entry: DomainEntry) -> DomainInfo {
+/// Each certified name's certificate record, by name; empty when HTTPS is
+/// off.
+async fn certificates(
+    instance: &Arc<Instance>,
+) -> Result<HashMap<String, crate::store::CertificateRecord>, RpcError> {
+    let records = blocking(instance, |i| Ok(i.certificates()?)).await?;
+    Ok(records.into_iter().map(|r| (r.name.clone(), r)).collect())
+}
+
+/// The wire form of a domain, with its certificate when HTTPS is on.
+fn info(
+    instance: &Instance,
+    entry: DomainEntry,
+    certificates: &HashMap<String, crate::store::CertificateRecord>,
+) -> DomainInfo {
     DomainInfo {
         url: instance.domain_url(&entry.domain),
+        certificate: certificates
+            .get(entry.domain.as_str())
+            .cloned()
+            .map(certificate_status),
         domain: entry.domain.into(),
         site: entry.site.into(),
         added_at: entry.added_at,
-        certificate: None,
     }
 }

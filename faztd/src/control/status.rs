@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use fazt_proto::{ConfigEntry, DaemonStatus, RpcError};
+use fazt_proto::{CertificateStatus, ConfigEntry, DaemonStatus, RpcError};
 
 use super::errors::blocking;
 use crate::instance::Instance;
@@ -11,6 +11,7 @@ use crate::settings::{SettingEntry, Settings, SettingsError};
 pub async fn status(instance: &Arc<Instance>) -> Result<DaemonStatus, RpcError> {
     let i = instance;
     let realtime = i.realtime.stats();
+    let certificates = blocking(instance, |i| Ok(i.certificates()?)).await?;
     Ok(DaemonStatus {
         version: fazt_proto::FAZT_VERSION.to_string(),
         commit: fazt_proto::FAZT_COMMIT.to_string(),
@@ -34,6 +35,9 @@ pub async fn status(instance: &Arc<Instance>) -> Result<DaemonStatus, RpcError> 
             .into_iter()
             .map(|(kind, count)| (kind.to_string(), count))
             .collect(),
+        https_listen: i.https_listen.map(|a| a.to_string()),
+        // Never the key: only dates and the last error.
+        certificates: certificates.into_iter().map(certificate_status).collect(),
     })
 }
 
@@ -73,5 +77,16 @@ fn wire_entry(entry: SettingEntry) -> ConfigEntry {
         value: entry.value,
         default: entry.default,
         help: entry.help.to_string(),
+    }
+}
+
+/// A certificate as the wire shows it: dates and the last error, never the
+/// key. Used by `status` and `domain list`.
+pub(super) fn certificate_status(record: crate::store::CertificateRecord) -> CertificateStatus {
+    CertificateStatus {
+        valid_until: record.issued().then_some(record.not_after),
+        renew_at: record.issued().then_some(record.renew_at),
+        last_error: record.last_error,
+        name: record.name,
     }
 }

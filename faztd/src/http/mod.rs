@@ -18,6 +18,7 @@
 pub mod catalog;
 pub mod functions;
 pub mod host;
+pub mod https;
 pub mod request_path;
 pub mod responses;
 pub mod static_files;
@@ -31,6 +32,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio_util::either::Either;
 use tower_service::Service;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -75,6 +77,19 @@ pub struct HttpState {
     pub connections: Arc<Connections>,
     /// Where refusals are counted for status (and logged, rate-limited).
     pub refusals: Arc<Refusals>,
+    /// Set when HTTPS is on: port 80 then answers ACME tokens and redirects
+    /// hosts with a certificate; HTTPS responses carry HSTS.
+    pub https: Option<https::HttpsFront>,
+}
+
+/// How a listener's connections arrive.
+#[derive(Clone)]
+pub enum Transport {
+    /// Plain HTTP/1.1 or HTTP/2 (prior knowledge), told apart by the preface.
+    Plain,
+    /// TLS first; ALPN then says `h2` or `http/1.1` (or `acme-tls/1`: a CA
+    /// validating, done with the handshake).
+    Tls(tokio_rustls::TlsAcceptor),
 }
 
 /// Largest request head buffered for one connection: a client sending a
@@ -151,13 +166,21 @@ async fn give_back_memory_after_bursts(connections: Arc<Connections>, shutdown: 
     }
 }
 
-pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shutdown: Shutdown) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<HttpState>,
+    shutdown: Shutdown,
+    transport: Transport,
+) {
     let filter = routes(state.clone());
     let graceful = GracefulShutdown::new();
-    shutdown.spawn(give_back_memory_after_bursts(
-        state.connections.clone(),
-        shutdown.clone(),
-    ));
+    // One memory watcher for all listeners: the plain one starts it.
+    if matches!(transport, Transport::Plain) {
+        shutdown.spawn(give_back_memory_after_bursts(
+            state.connections.clone(),
+            shutdown.clone(),
+        ));
+    }
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -184,46 +207,94 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shu
         let refusals = state.refusals.clone();
         let state = state.clone();
         let request_slot = slot.clone();
+        let tls = matches!(transport, Transport::Tls(_));
+        // HTTPS responses say to keep to HTTPS.
+        let hsts = match (&state.https, tls) {
+            (Some(front), true) => front.hsts.clone(),
+            _ => None,
+        };
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ClientAddr(peer));
             // An upgraded connection (a WebSocket) keeps its slot.
             req.extensions_mut().insert(request_slot.clone());
             let refused = strict::check(&mut req);
+            // Port 80 with HTTPS on: ACME tokens and redirects come first.
+            let plain_answer = match (&state.https, tls, &refused) {
+                (Some(front), false, None) => front.plain_answer(&req),
+                _ => None,
+            };
             let ws = (req.uri().path() == realtime::WS_PATH).then(|| state.clone());
             let mut warp_service = warp_service.clone();
+            let hsts = hsts.clone();
             async move {
-                if let Some(mut res) = refused {
-                    responses::add_security_headers(res.headers_mut());
-                    return Ok(res);
+                let mut res = match (refused.or(plain_answer), ws) {
+                    (Some(mut res), _) => {
+                        responses::add_security_headers(res.headers_mut());
+                        res
+                    }
+                    (None, Some(state)) => realtime_request(&state, req),
+                    (None, None) => warp_service.call(req).await?,
+                };
+                if let Some(hsts) = hsts {
+                    res.headers_mut()
+                        .insert(header::STRICT_TRANSPORT_SECURITY, hsts);
                 }
-                match ws {
-                    Some(state) => Ok(realtime_request(&state, req)),
-                    None => warp_service.call(req).await,
-                }
+                Ok::<_, std::convert::Infallible>(res)
             }
         });
         let watcher = graceful.watcher();
+        let transport = transport.clone();
         tokio::spawn(async move {
-            // Before hyper parses a head, hyper-util reads the first bytes to
-            // tell HTTP/1 from HTTP/2, with no timer: a client that sends
-            // nothing (or a few bytes of the HTTP/2 preface) would wait there
-            // forever. Wait for enough to decide, within the header timeout.
-            if let Some(limit) = header_timeout {
-                if tokio::time::timeout(limit, protocol_decidable(&stream))
-                    .await
-                    .is_err()
-                {
-                    refusals.record(Refusal::HeaderTimeout, peer);
-                    return;
-                }
-            }
             let mut builder = auto::Builder::new(TokioExecutor::new());
+            let io = match transport {
+                Transport::Plain => {
+                    // Before hyper parses a head, hyper-util reads the first
+                    // bytes to tell HTTP/1 from HTTP/2, with no timer: a client
+                    // that sends nothing (or a few bytes of the HTTP/2 preface)
+                    // would wait there forever. Wait for enough to decide,
+                    // within the header timeout.
+                    if let Some(limit) = header_timeout {
+                        if tokio::time::timeout(limit, protocol_decidable(&stream))
+                            .await
+                            .is_err()
+                        {
+                            refusals.record(Refusal::HeaderTimeout, peer);
+                            return;
+                        }
+                    }
+                    Either::Left(stream)
+                }
+                Transport::Tls(acceptor) => {
+                    // The handshake counts against the header timeout too: a
+                    // client that stalls in it holds a slot like a slow head.
+                    let limit = header_timeout.unwrap_or(Duration::from_secs(3600));
+                    let stream = match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(err)) => {
+                            tracing::debug!("TLS handshake with {peer} failed: {err}");
+                            return;
+                        }
+                        Err(_) => {
+                            refusals.record(Refusal::HeaderTimeout, peer);
+                            return;
+                        }
+                    };
+                    // ALPN decided the protocol, so hyper need not sniff it.
+                    match stream.get_ref().1.alpn_protocol() {
+                        // A CA validating TLS-ALPN-01: the handshake was all.
+                        Some(crate::tls::ACME_TLS_ALPN) => return,
+                        Some(b"h2") => builder = builder.http2_only(),
+                        _ => builder = builder.http1_only(),
+                    }
+                    Either::Right(Box::new(stream))
+                }
+            };
             builder
                 .http1()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .max_buf_size(MAX_HEAD_BYTES);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
             let ended = watcher.watch(conn).await;
             drop(slot);
             if let Err(err) = ended {

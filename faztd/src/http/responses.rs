@@ -21,6 +21,11 @@ pub fn text(status: StatusCode, body: &'static str) -> Response {
     )
 }
 
+/// A plain-text response made at run time.
+pub fn text_owned(status: StatusCode, body: String) -> Response {
+    with_body(status, "text/plain; charset=utf-8", Bytes::from(body))
+}
+
 /// A JSON response.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response {
     let mut res = with_body(status, "application/json", Bytes::from(value.to_string()));

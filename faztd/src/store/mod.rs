@@ -10,6 +10,7 @@
 //! crash at any point leaves the previous version serving.
 
 mod blobs;
+mod certificates;
 mod data;
 mod domains;
 mod error;
@@ -20,6 +21,7 @@ mod sites;
 mod tables;
 
 pub use blobs::FinishedBlob;
+pub use certificates::CertificateRecord;
 pub use gc::Collected;
 
 pub use error::StoreError;
@@ -119,6 +121,8 @@ impl Store {
             txn.open_table(ENV)?;
             txn.open_table(FUNCTION_LOGS)?;
             txn.open_table(DOMAINS)?;
+            txn.open_table(ACME_ACCOUNTS)?;
+            txn.open_table(CERTIFICATES)?;
         }
         txn.commit()?;
         Ok(())

@@ -48,3 +48,11 @@ pub const DOMAINS: TableDefinition<&str, &[u8]> = TableDefinition::new("domains"
 /// of each site (`faztctl logs`), so they outlive a restart.
 pub const FUNCTION_LOGS: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("function_logs");
+
+/// ACME directory URL → the account's credentials (JSON from instant-acme,
+/// holding the account's private key: secret, never logged).
+pub const ACME_ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_accounts");
+
+/// Name (`blog.example.com`) → `CertificateRecord`: its certificate chain and
+/// private key (secret), validity, next renewal and last error.
+pub const CERTIFICATES: TableDefinition<&str, &[u8]> = TableDefinition::new("certificates");
