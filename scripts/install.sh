@@ -2,7 +2,8 @@
 # Install Fazt. Three modes, and where each puts the binaries:
 #   production  a system service (root only): faztd and faztctl in
 #               /usr/local/bin, hardened unit, its own user, data in
-#               /var/lib/fazt, a real domain, HTTP on :80
+#               /var/lib/fazt, a real domain, HTTP on :80 and HTTPS on
+#               :443 with certificates from Let's Encrypt (--https off: no)
 #   local       a user service: faztd and faztctl in ~/.local/bin,
 #               `systemctl --user`, starts at boot through linger, IP-based
 #               domain (as root: root's own user service, in /root/.local/bin)
@@ -35,6 +36,7 @@ ARCHIVE=""
 DOMAIN=""
 EMAIL=""
 LISTEN=""
+HTTPS=""
 REMOTE=""
 PREFIX=""
 PREFIX_GIVEN=0
@@ -52,6 +54,8 @@ Options:
   --domain DOMAIN               the instance's domain (production: required)
   --email EMAIL                 contact for HTTPS certificates (production)
   --listen ADDR:PORT            where to serve HTTP (production 0.0.0.0:80, local 0.0.0.0:8080)
+  --https on|off|auto           production: HTTPS on :443 with ACME certificates (default on;
+                                an IP address as domain cannot have them: HTTP only)
   --remote NAME=USER@HOST       cli: a first remote for faztctl
   -h, --help                    this text
 EOF
@@ -70,6 +74,7 @@ while [ $# -gt 0 ]; do
     --domain) DOMAIN="${2:-}"; shift 2 ;;
     --email) EMAIL="${2:-}"; shift 2 ;;
     --listen) LISTEN="${2:-}"; shift 2 ;;
+    --https) HTTPS="${2:-}"; shift 2 ;;
     --remote) REMOTE="${2:-}"; shift 2 ;;
     --prefix) [ $# -ge 2 ] || die "--prefix needs a directory"; PREFIX="$2"; PREFIX_GIVEN=1; shift 2 ;;
     --prefix=*) PREFIX="${1#*=}"; PREFIX_GIVEN=1; shift ;;
@@ -158,6 +163,12 @@ if [ "$MODE" = production ]; then
   [ -n "$DOMAIN" ] || die "production mode needs --domain DOMAIN (a name whose DNS points at this server)"
   [ -n "$EMAIL" ] || EMAIL="$(ask "Email for HTTPS certificates (optional)" "")"
   [ -n "$LISTEN" ] || LISTEN="$(ask "Listen on" "0.0.0.0:80")"
+  [ -n "$HTTPS" ] || HTTPS=on
+  case "$HTTPS" in on|off|auto) ;; *) die "--https must be on, off or auto" ;; esac
+  if [ "$HTTPS" != off ] && [[ "$DOMAIN" =~ ^[0-9.]+$ || "$DOMAIN" == *:* ]]; then
+    echo "note: $DOMAIN is an IP address: certificate authorities only certify DNS names, so this instance serves HTTP only (--https off)" >&2
+    HTTPS=off
+  fi
   scope=(--system)
 elif [ "$MODE" = local ]; then
   [ "$(id -u)" -ne 0 ] || echo "note: local mode as root installs root's user service; a normal user is the usual choice" >&2
@@ -234,12 +245,13 @@ if [ "$upgrade" -eq 1 ] && [ "$changed" -eq 1 ] && grep -q "already running" <<<
   "$BIN/faztctl" restart
 fi
 
-if [ "$MODE" = production ] && [ -n "$EMAIL" ]; then
-  if "$BIN/faztctl" config get acme_email >/dev/null 2>&1; then
-    "$BIN/faztctl" config set acme_email "$EMAIL"
-    note "HTTPS: certificates for $DOMAIN will be requested with contact $EMAIL"
-  else
-    echo "note: this faztd ($new_version) does not do HTTPS yet; $EMAIL was not stored. It serves HTTP on $LISTEN." >&2
+if [ "$MODE" = production ] && [ "$HTTPS" != off ]; then
+  # Stored settings, taken at the next start: set them, then restart once.
+  [ -z "$EMAIL" ] || "$BIN/faztctl" config set acme_email "$EMAIL" >/dev/null
+  if ! "$BIN/faztctl" config get https --json 2>/dev/null | grep -q "\"value\": \"$HTTPS\""; then
+    "$BIN/faztctl" config set https "$HTTPS" >/dev/null
+    note "HTTPS $HTTPS: restarting faztd to serve :443 and order certificates for $DOMAIN${EMAIL:+ (contact $EMAIL)}"
+    "$BIN/faztctl" restart
   fi
 fi
 
@@ -260,7 +272,11 @@ echo
 echo "Fazt $new_version is running ($MODE mode, healthy)."
 echo "  domain     $domain ($(field domain_source))"
 echo "  sites      http://localhost$portpart/   http://demo.localhost$portpart/"
-if [ "${listen%:*}" != "0.0.0.0" ] && [ "${listen%:*}" != "[::]" ]; then
+https_listen="$(field https_listen)"
+if [ -n "$https_listen" ] && [ "$https_listen" != null ]; then
+  hport="${https_listen##*:}"; hpart=":$hport"; [ "$hport" = 443 ] && hpart=""
+  echo "             https://$domain$hpart/   https://demo.$domain$hpart/   (certificates are ordered now: \`faztctl status\` shows them)"
+elif [ "${listen%:*}" != "0.0.0.0" ] && [ "${listen%:*}" != "[::]" ]; then
   :  # bound to one address: the domain's URLs would not reach it
 elif [[ "$domain" =~ ^[0-9.]+$ ]]; then
   echo "             http://$domain$portpart/   http://demo.$domain.nip.io$portpart/"

@@ -196,6 +196,39 @@ fn install_script_production_refuses_a_prefix_under_home() {
     assert!(!Path::new("/home/fazt-no-such-user").exists());
 }
 
+#[test]
+fn install_script_production_checks_its_https_choice_before_installing() {
+    skip_unless!(missing_root("production mode installs a system service"));
+    let dir = tempfile::tempdir().unwrap();
+    let from = fazt_e2e::bin_dir();
+    let ran = install_sh(
+        dir.path(),
+        &[
+            "--mode",
+            "production",
+            "--yes",
+            "--domain",
+            "example.org",
+            "--https",
+            "sometimes",
+            "--prefix",
+            dir.path().join("opt").to_str().unwrap(),
+            "--from-dir",
+            from.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(ran.code, Some(1), "{}", ran.all());
+    assert!(
+        ran.stderr.contains("--https must be on, off or auto"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        !dir.path().join("opt").exists(),
+        "nothing is installed before the choice is checked"
+    );
+}
+
 /// A machine for scripts/test-deps.sh: stand-ins for `dpkg-query` (the
 /// packages in `missing` are not installed, all others are), `apt-get`
 /// (records its arguments; `install` installs), `id -u` and `cargo`, first
