@@ -83,6 +83,21 @@ fn orders_for(log: &str, name: &str) -> usize {
         .count()
 }
 
+/// New orders pebble received (it logs one `POST /order-plz` each).
+fn pebble_orders(pebble: &Pebble) -> usize {
+    pebble.log().matches("POST /order-plz").count()
+}
+
+/// Waits until every name faztd certifies has a certificate.
+fn wait_all_issued(faztd: &Faztd) {
+    fazt_e2e::wait_until(PATIENCE, "every name to have its certificate", || {
+        let status = faztd.ctl(&["status", "--json"]).ok().json();
+        status["daemon"]["certificates"]
+            .as_array()
+            .is_some_and(|all| all.iter().all(|c| c["valid_until"].as_u64().is_some()))
+    });
+}
+
 /// `faztctl status --json`'s entry for `name`'s certificate.
 fn certificate_status(faztd: &Faztd, name: &str) -> serde_json::Value {
     let status = faztd.ctl(&["status", "--json"]).ok().json();
@@ -185,7 +200,11 @@ fn tls_alpn_issuance_h2_wss_redirect_hsts_unknown_sni_and_restart() {
     );
 
     // An unknown name gets the instance certificate (so the client, which
-    // checks names, refuses it) and never an order.
+    // checks names, refuses it) and never an order: neither faztd's log
+    // nor pebble's (one `POST /order-plz` per new order) shows one, once
+    // every name faztd serves has its certificate.
+    wait_all_issued(&faztd);
+    let orders_at_pebble = pebble_orders(&setup.pebble);
     let orders_before = faztd.log().matches("ACME order started").count();
     let err = rt
         .block_on(tls::get(setup.https, "junk.fazt.test", "/", &[&root]))
@@ -193,6 +212,12 @@ fn tls_alpn_issuance_h2_wss_redirect_hsts_unknown_sni_and_restart() {
     assert!(
         err.contains("NotValidForName") || err.contains("not valid for"),
         "{err}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(
+        pebble_orders(&setup.pebble),
+        orders_at_pebble,
+        "pebble saw an order"
     );
     let log = faztd.log();
     assert_eq!(orders_for(&log, "junk.fazt.test"), 0, "{log}");
@@ -217,6 +242,7 @@ fn tls_alpn_issuance_h2_wss_redirect_hsts_unknown_sni_and_restart() {
     // orders nothing.
     let orders = orders_for(&log, DOMAIN) + orders_for(&log, "blog.fazt.test");
     assert_eq!(orders, 2, "one order each: {log}");
+    let before_restart = pebble_orders(&setup.pebble);
     drop(faztd);
     let faztd = setup.faztd(&[]);
     let started = faztd.wait_for_log("the certificate manager's start", |l| {
@@ -232,6 +258,11 @@ fn tls_alpn_issuance_h2_wss_redirect_hsts_unknown_sni_and_restart() {
         0,
         "{}",
         faztd.log()
+    );
+    assert_eq!(
+        pebble_orders(&setup.pebble),
+        before_restart,
+        "pebble saw an order after the restart"
     );
 }
 
