@@ -46,6 +46,20 @@ async fn settled(c: &mut WsClient) -> Vec<Value> {
     }
 }
 
+/// A normal subscriber on `chat-lobby` of site `chat` and a client that
+/// speaks there, warmed up: the first frames allocate what any daemon
+/// keeps, so memory measured afterwards is the attack's.
+async fn lobby_and_speaker(d: &Faztd) -> (WsClient, WsClient) {
+    let mut lobby = client(d, "chat").await;
+    lobby.subscribe("chat-lobby").await;
+    let mut speaker = client(d, "chat").await;
+    for seq in 0..20 {
+        speaker.publish("chat-lobby", json!({ "seq": seq })).await;
+        lobby.recv_type("message").await;
+    }
+    (lobby, speaker)
+}
+
 fn status(d: &Faztd) -> Value {
     d.ctl(&["status", "--json"]).ok().json()
 }
@@ -80,14 +94,7 @@ async fn catch_up(c: &mut WsClient, channel: &str, since: u64) -> (Value, Vec<u6
 async fn a_flood_of_large_messages_on_many_channels_is_bounded_and_given_back() {
     let d = Faztd::start_with(&[("realtime_channel_idle_secs", "2")]);
     let _site = chat_site(&d, "chat");
-    let mut lobby = client(&d, "chat").await;
-    lobby.subscribe("chat-lobby").await;
-    let mut speaker = client(&d, "chat").await;
-    // Warm up: the first frames allocate what any daemon keeps.
-    for seq in 0..20 {
-        speaker.publish("chat-lobby", json!({ "seq": seq })).await;
-        lobby.recv_type("message").await;
-    }
+    let (mut lobby, mut speaker) = lobby_and_speaker(&d).await;
     let before = d.rss_kib();
 
     let mut flood = client(&d, "chat").await;
@@ -326,13 +333,7 @@ async fn a_client_that_never_reads_cannot_hold_frames_beyond_its_byte_budget() {
         ("realtime_history", "0"),
     ]);
     let _site = chat_site(&d, "chat");
-    let mut lobby = client(&d, "chat").await;
-    lobby.subscribe("chat-lobby").await;
-    let mut speaker = client(&d, "chat").await;
-    for seq in 0..20 {
-        speaker.publish("chat-lobby", json!({ "seq": seq })).await;
-        lobby.recv_type("message").await;
-    }
+    let (mut lobby, mut speaker) = lobby_and_speaker(&d).await;
     const CHANNELS: u64 = 50;
     let mut sleeper = client(&d, "chat").await;
     for n in 0..CHANNELS {

@@ -51,6 +51,24 @@ fn install_sh(dir: &Path, args: &[&str]) -> Ran {
         .env("HOME", &home))
 }
 
+/// `install.sh --mode production --yes --domain example.org` with the
+/// binaries under test, and `extra`: for the checks made before anything
+/// is installed.
+fn install_production(dir: &Path, extra: &[&str]) -> Ran {
+    let from = fazt_e2e::bin_dir();
+    let mut args = vec![
+        "--mode",
+        "production",
+        "--yes",
+        "--domain",
+        "example.org",
+        "--from-dir",
+        from.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    install_sh(dir, &args)
+}
+
 fn version(faztctl: &Path) -> String {
     let out = Command::new(faztctl).arg("--version").output().unwrap();
     assert!(
@@ -176,21 +194,7 @@ fn install_script_help_says_where_each_mode_installs() {
 fn install_script_production_refuses_a_prefix_under_home() {
     skip_unless!(missing_root("production mode installs a system service"));
     let dir = tempfile::tempdir().unwrap();
-    let from = fazt_e2e::bin_dir();
-    let ran = install_sh(
-        dir.path(),
-        &[
-            "--mode",
-            "production",
-            "--yes",
-            "--domain",
-            "example.org",
-            "--prefix",
-            "/home/fazt-no-such-user",
-            "--from-dir",
-            from.to_str().unwrap(),
-        ],
-    );
+    let ran = install_production(dir.path(), &["--prefix", "/home/fazt-no-such-user"]);
     assert_eq!(ran.code, Some(1), "{}", ran.all());
     assert!(ran.stderr.contains("ProtectHome"), "{}", ran.stderr);
     assert!(!Path::new("/home/fazt-no-such-user").exists());
@@ -200,22 +204,10 @@ fn install_script_production_refuses_a_prefix_under_home() {
 fn install_script_production_checks_its_https_choice_before_installing() {
     skip_unless!(missing_root("production mode installs a system service"));
     let dir = tempfile::tempdir().unwrap();
-    let from = fazt_e2e::bin_dir();
-    let ran = install_sh(
+    let prefix = dir.path().join("opt");
+    let ran = install_production(
         dir.path(),
-        &[
-            "--mode",
-            "production",
-            "--yes",
-            "--domain",
-            "example.org",
-            "--https",
-            "sometimes",
-            "--prefix",
-            dir.path().join("opt").to_str().unwrap(),
-            "--from-dir",
-            from.to_str().unwrap(),
-        ],
+        &["--https", "sometimes", "--prefix", prefix.to_str().unwrap()],
     );
     assert_eq!(ran.code, Some(1), "{}", ran.all());
     assert!(
@@ -224,7 +216,7 @@ fn install_script_production_checks_its_https_choice_before_installing() {
         ran.stderr
     );
     assert!(
-        !dir.path().join("opt").exists(),
+        !prefix.exists(),
         "nothing is installed before the choice is checked"
     );
 }
