@@ -330,10 +330,12 @@ impl CertManager {
             source,
         };
         let builder = || match &self.options.root_pem {
-            Some(path) => Account::builder_with_root(path).map_err(|e| TlsError::AcmeRoot {
-                path: path.display().to_string(),
-                why: e.to_string(),
-            }),
+            Some(path) => super::acme_client::AcmeHttpClient::with_extra_root(path)
+                .map(|client| Account::builder_with_http(Box::new(client)))
+                .map_err(|why| TlsError::AcmeRoot {
+                    path: path.display().to_string(),
+                    why,
+                }),
             None => Account::builder().map_err(failed),
         };
         let stored = self.store.acme_account(&directory)?;

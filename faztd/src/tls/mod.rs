@@ -19,6 +19,7 @@
 //! `server_config(resolver)` for the listener, `CertManager::run` for the
 //! daemon; `http` reads `CertResolver::has_certificate` and `Http01Tokens`.
 
+pub mod acme_client;
 pub mod certs;
 pub mod http01;
 pub mod manager;
