@@ -5,7 +5,7 @@
 //! stops everything it started) and every path it writes in its own
 //! temporary directory.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
@@ -33,11 +33,7 @@ impl Nginx {
         let d = dir.path();
         std::fs::create_dir(d.join("html")).unwrap();
         std::fs::write(d.join("html/index.html"), "hello\n").unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         // As root nginx would serve as `nobody`, who cannot read a
         // private temporary directory.
         let user = if nix::unistd::geteuid().is_root() {

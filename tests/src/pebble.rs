@@ -12,7 +12,7 @@
 //! Both processes are stopped by pid when dropped; pebble can be stopped and
 //! started again on the same ports ("the CA is down").
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -27,14 +27,6 @@ pub fn missing() -> Option<String> {
         ("pebble-challtestsrv", "pebble"),
         ("openssl", "openssl"),
     ])
-}
-
-/// A free loopback port (bound and released: the caller binds it soon).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// How pebble is set up.
@@ -70,8 +62,8 @@ impl Pebble {
     pub fn prepare(options: PebbleOptions) -> Pebble {
         let dir = tempfile::tempdir().expect("tempdir");
         make_certificates(dir.path());
-        let acme: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let management: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let acme: SocketAddr = ([127, 0, 0, 1], crate::free_port()).into();
+        let management: SocketAddr = ([127, 0, 0, 1], crate::free_port()).into();
         let validity = options
             .validity_secs
             .map(|s| format!(",\n    \"certificateValidityPeriod\": {s}"))
@@ -90,8 +82,8 @@ impl Pebble {
             ),
         )
         .expect("pebble config");
-        let dns = free_port();
-        let management_dns = free_port();
+        let dns = crate::free_port();
+        let management_dns = crate::free_port();
         let binary = crate::require::find_program("pebble-challtestsrv").expect("installed");
         let challtestsrv = Process::spawn(Command::new(binary).args([
             "-defaultIPv4",

@@ -2,7 +2,6 @@
 //! generated host and user keys, its own config, known_hosts and an ssh
 //! client config in a temporary directory, stopped by pid when dropped.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -60,11 +59,7 @@ impl Sshd {
         keygen(&d.join("user_key"));
         keygen(&d.join("other_host_key"));
         std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         std::fs::write(
             d.join("sshd_config"),
             format!(

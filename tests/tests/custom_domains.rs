@@ -171,26 +171,26 @@ fn names_that_cannot_be_custom_domains_are_refused_with_a_reason() {
 
     // Only the daemon knows these (exit 1): names that route already, a
     // name another site has, a site or a domain that does not exist.
-    refused(
-        d.ctl(&["domain", "add", "blog", "fazt.test"]),
-        1,
-        "is this instance's own domain",
-    );
-    refused(
-        d.ctl(&["domain", "add", "blog", "www.FAZT.test."]),
-        1,
-        "NAME.fazt.test already serves site NAME",
-    );
-    refused(
-        d.ctl(&["domain", "add", "shop", "example.org"]),
-        1,
-        "example.org already serves site blog",
-    );
-    refused(
-        d.ctl(&["domain", "add", "nosuch", "nosuch.org"]),
-        1,
-        "there is no site named nosuch",
-    );
+    for (args, words) in [
+        (
+            ["domain", "add", "blog", "fazt.test"],
+            "is this instance's own domain",
+        ),
+        (
+            ["domain", "add", "blog", "www.FAZT.test."],
+            "NAME.fazt.test already serves site NAME",
+        ),
+        (
+            ["domain", "add", "shop", "example.org"],
+            "example.org already serves site blog",
+        ),
+        (
+            ["domain", "add", "nosuch", "nosuch.org"],
+            "there is no site named nosuch",
+        ),
+    ] {
+        refused(d.ctl(&args), 1, words);
+    }
     refused(
         d.ctl(&["domain", "rm", "example.net"]),
         1,

@@ -9,7 +9,8 @@
 use std::net::SocketAddr;
 
 use fazt_e2e::daemon::Faztd;
-use fazt_e2e::pebble::{free_port, Pebble, PebbleOptions};
+use fazt_e2e::free_port;
+use fazt_e2e::pebble::{Pebble, PebbleOptions};
 use fazt_e2e::{http, skip_unless, tls, PATIENCE};
 
 const DOMAIN: &str = "fazt.test";

@@ -50,11 +50,7 @@ fn under_systemd_the_log_goes_to_journald_with_fields() {
     skip_unless!(systemd::missing_mount_namespace());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = fazt_e2e::free_port();
     let mut daemon = Process::spawn(
         Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sh", "-c"])

@@ -8,15 +8,7 @@
 use std::net::TcpListener;
 
 use fazt_e2e::systemd::{self, PrivateBus, UserManager};
-use fazt_e2e::{http, skip_unless, wait_for, PATIENCE};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use fazt_e2e::{free_port, http, skip_unless, wait_for, PATIENCE};
 
 fn wait_healthy(port: u16) -> serde_json::Value {
     let addr = ([127, 0, 0, 1], port).into();
